@@ -1,0 +1,210 @@
+//! The agent's configuration: defaults, then the YAML file, then
+//! `PATCHDECK_*` environment variables, then command-line flags.
+//! Validated once, at start.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use patchdeck_pkg::BackendOptions;
+use patchdeck_proto::BackendKind;
+use serde::{Deserialize, Serialize};
+
+/// Where the agent looks for its config when no `--config` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/patchdeck/agent.yaml";
+
+/// The example printed by `patchdeck-agent config example`.
+pub const EXAMPLE: &str = include_str!("../agent.example.yaml");
+
+/// The whole agent configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    pub package_manager: PackageManagerConfig,
+}
+
+/// `package_manager:` — which backend drives this host and its limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PackageManagerConfig {
+    /// `auto` (detect from /etc/os-release and installed tools) or a backend name.
+    pub backend: BackendChoice,
+    /// The system to manage; `/` except for sandboxes.
+    pub root: PathBuf,
+    /// Package manager config file to use instead of the system one.
+    pub config_file: Option<PathBuf>,
+    /// dnf/yum `--releasever` for a root without os-release.
+    pub releasever: Option<String>,
+    pub query_timeout_secs: u64,
+    pub refresh_timeout_secs: u64,
+    pub transaction_timeout_secs: u64,
+    pub lock_wait_secs: u64,
+    /// `scan` refreshes metadata older than this (0: never refresh automatically).
+    pub max_metadata_age_secs: u64,
+}
+
+/// `auto` or a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    #[default]
+    Auto,
+    Fixed(BackendKind),
+}
+
+impl BackendChoice {
+    pub fn kind(self) -> Option<BackendKind> {
+        match self {
+            BackendChoice::Auto => None,
+            BackendChoice::Fixed(kind) => Some(kind),
+        }
+    }
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "auto" {
+            return Ok(BackendChoice::Auto);
+        }
+        s.parse::<BackendKind>()
+            .map(BackendChoice::Fixed)
+            .map_err(|_| format!("unknown package manager {s:?} (expected auto, apt, dnf, yum, zypper, pacman or apk)"))
+    }
+}
+
+impl Serialize for BackendChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            BackendChoice::Auto => s.serialize_str("auto"),
+            BackendChoice::Fixed(kind) => s.serialize_str(kind.as_str()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BackendChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Default for PackageManagerConfig {
+    fn default() -> Self {
+        let defaults = BackendOptions::default();
+        PackageManagerConfig {
+            backend: BackendChoice::Auto,
+            root: defaults.root,
+            config_file: None,
+            releasever: None,
+            query_timeout_secs: defaults.query_timeout.as_secs(),
+            refresh_timeout_secs: defaults.refresh_timeout.as_secs(),
+            transaction_timeout_secs: defaults.transaction_timeout.as_secs(),
+            lock_wait_secs: defaults.lock_wait.as_secs(),
+            max_metadata_age_secs: 6 * 3600,
+        }
+    }
+}
+
+impl PackageManagerConfig {
+    /// Checks the values that serde cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !self.root.is_absolute() {
+            bail!("package_manager.root must be an absolute path, got {}", self.root.display());
+        }
+        for (name, secs) in [
+            ("query_timeout_secs", self.query_timeout_secs),
+            ("refresh_timeout_secs", self.refresh_timeout_secs),
+            ("transaction_timeout_secs", self.transaction_timeout_secs),
+        ] {
+            if secs == 0 || secs > 24 * 3600 {
+                bail!("package_manager.{name} must be between 1 and 86400 seconds, got {secs}");
+            }
+        }
+        if self.lock_wait_secs > 3600 {
+            bail!("package_manager.lock_wait_secs must be at most 3600 seconds, got {}", self.lock_wait_secs);
+        }
+        if let Some(v) = &self.releasever {
+            patchdeck_pkg::PackageVersion::parse(v).context("package_manager.releasever")?;
+        }
+        Ok(())
+    }
+
+    /// The package layer's options.
+    pub fn backend_options(&self) -> BackendOptions {
+        BackendOptions {
+            root: self.root.clone(),
+            config_file: self.config_file.clone(),
+            releasever: self.releasever.clone(),
+            env: Vec::new(),
+            query_timeout: Duration::from_secs(self.query_timeout_secs),
+            refresh_timeout: Duration::from_secs(self.refresh_timeout_secs),
+            transaction_timeout: Duration::from_secs(self.transaction_timeout_secs),
+            lock_wait: Duration::from_secs(self.lock_wait_secs),
+        }
+    }
+}
+
+impl AgentConfig {
+    /// Reads `path`; a missing file at the default path means defaults, a
+    /// missing file anywhere else is an error.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<AgentConfig> {
+        let (path, explicit) = match path {
+            Some(p) => (p, true),
+            None => (Path::new(DEFAULT_CONFIG_PATH), false),
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(AgentConfig::default()),
+            Err(e) => return Err(e).with_context(|| format!("reading config {}", path.display())),
+        };
+        let config = AgentConfig::parse(&text).with_context(|| format!("in config {}", path.display()))?;
+        Ok(config)
+    }
+
+    /// Parses and validates YAML text.
+    pub fn parse(text: &str) -> anyhow::Result<AgentConfig> {
+        let config: AgentConfig =
+            if text.trim().is_empty() { AgentConfig::default() } else { serde_yaml_ng::from_str(text)? };
+        config.package_manager.validate()?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_parses_to_the_defaults() {
+        assert_eq!(AgentConfig::parse(EXAMPLE).unwrap(), AgentConfig::default());
+    }
+
+    #[test]
+    fn empty_file_is_defaults() {
+        assert_eq!(AgentConfig::parse("").unwrap(), AgentConfig::default());
+    }
+
+    #[test]
+    fn backend_override() {
+        let c = AgentConfig::parse("package_manager:\n  backend: zypper\n").unwrap();
+        assert_eq!(c.package_manager.backend, BackendChoice::Fixed(BackendKind::Zypper));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = AgentConfig::parse("package_manager:\n  backend: emerge\n").unwrap_err();
+        assert!(format!("{err:#}").contains("unknown package manager \"emerge\""), "{err:#}");
+        let err = AgentConfig::parse("package_manager:\n  bakend: apt\n").unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field `bakend`"), "{err:#}");
+        let err = AgentConfig::parse("package_manager:\n  refresh_timeout_secs: 0\n").unwrap_err();
+        assert!(format!("{err:#}").contains("refresh_timeout_secs"), "{err:#}");
+        let err = AgentConfig::parse("package_manager:\n  root: relative/dir\n").unwrap_err();
+        assert!(format!("{err:#}").contains("absolute"), "{err:#}");
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let err = AgentConfig::load(Some(Path::new("/nonexistent/agent.yaml"))).unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent/agent.yaml"), "{err:#}");
+    }
+}
