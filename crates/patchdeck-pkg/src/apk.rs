@@ -108,7 +108,9 @@ use patchdeck_proto::{
 };
 use patchdeck_version::VersionFormat;
 
-use crate::backend::{run_waiting_for_lock, Applied, BackendOptions, Operation, PackageManager, UpgradeScope};
+use crate::backend::{
+    run_waiting_for_lock, same_version, Applied, BackendOptions, Operation, PackageManager, UpgradeScope,
+};
 use crate::error::{PkgError, Result};
 use crate::exec::{Cmd, LineSink, Output};
 use crate::host;
@@ -176,8 +178,9 @@ impl Apk {
         let policy = self.policy(&pinned)?;
         for spec in specs {
             let Some(version) = &spec.version else { continue };
-            let offered =
-                policy.get(spec.name.as_str()).is_some_and(|vs| vs.iter().any(|v| v.version == version.as_str()));
+            let offered = policy
+                .get(spec.name.as_str())
+                .is_some_and(|vs| vs.iter().any(|v| same_version(VersionFormat::Apk, &v.version, version.as_str())));
             if !offered {
                 return Err(PkgError::VersionUnavailable {
                     name: spec.name.as_str().to_owned(),

@@ -86,7 +86,12 @@
 //! security update when **one of the archives offering exactly the candidate
 //! version** is a security archive, i.e. its suite (`a=`) or codename (`n=`)
 //! ends in `-security`, or its label (`l=`) or origin (`o=`) contains
-//! `Security` (any case). To know the archives of a version,
+//! `Security` (any case). When the candidate itself is not from a security
+//! archive, but a version between the installed one and the candidate is
+//! (Ubuntu: the fix in `jammy-security`, a later release in `jammy-updates`),
+//! the update is a security update too: the candidate contains that fix, and
+//! unattended-upgrades would install the security version. To know the
+//! archives of a version,
 //!
 //! * `apt-cache policy` (no arguments) lists every package index with its
 //!   Release data:
@@ -117,8 +122,11 @@
 //! ([`SecurityClass::NotSecurity`]). The class is [`SecurityClass::Unknown`],
 //! with the reason, when the evidence is missing: the candidate is offered by
 //! no archive (only by the dpkg status, `a=now`), by an index whose Release
-//! data `apt-cache policy` does not show, or is not in its version table at
-//! all. apt metadata has no advisory ids, severities or CVE ids: those stay
+//! data `apt-cache policy` does not show (or shows without origin, label,
+//! suite and codename: a repository without a Release file), or is not in
+//! its version table at all. Every row of the candidate version in the table
+//! counts (apt lists a version once per distinct build). apt metadata has
+//! no advisory ids, severities or CVE ids: those stay
 //! empty. `repository` is apt's own RELEASES text from the `Inst` line.
 //!
 //! # Transactions
@@ -137,13 +145,14 @@
 //! |---|---|
 //! | Install | `install -- NAME[=VERSION]…` |
 //! | Upgrade All | `upgrade --with-new-pkgs` (new dependencies are installed, nothing is removed) |
-//! | Upgrade Security | `install --only-upgrade -- NAME[:ARCH]=CANDIDATE…` for exactly the security updates [`PackageManager::updates`] found |
+//! | Upgrade Security | `install --only-upgrade -- NAME[:ARCH]=VERSION…` for exactly the security updates [`PackageManager::updates`] found (VERSION: the candidate, or the intermediate security version) |
 //! | Upgrade Exact | `install --only-upgrade -- NAME=VERSION…` |
 //! | Remove | `remove -- NAME…` |
 //! | Downgrade | `install --allow-downgrades -- NAME=VERSION…` |
 //!
-//! **Security upgrades** install exactly the security candidates found by
-//! [`PackageManager::updates`], pinned to their versions, as
+//! **Security upgrades** install exactly the security updates found by
+//! [`PackageManager::updates`], pinned to their versions (the candidate, or
+//! for an intermediate security version that version), as
 //! unattended-upgrades does, instead of a full upgrade with only the security
 //! archives enabled: the set applied is the set that was reported, and a
 //! candidate that is also newer in a non-security archive is still applied at
@@ -160,7 +169,13 @@
 //! every architecture it is installed for: a Multi-Arch: same library
 //! installed as `libc6:amd64` and `libc6:i386` is passed as both, so
 //! the architectures stay at one version (apt would otherwise remove the
-//! other architecture on a downgrade). Upgrade Exact and Downgrade of a
+//! other architecture on a downgrade), and a package installed only as
+//! `libfoo:i386` is passed as that (apt reads a bare name as the native
+//! architecture). A name that is not installed, contains `.` or `+` or ends
+//! in `-`, and that no package has exactly (`apt-cache pkgnames
+//! --all-names`) is refused before apt runs: apt would read it as a regular
+//! expression (`lib.` matches every `lib…` package) or as an action suffix
+//! (`apt-get install hello-` removes hello). Upgrade Exact and Downgrade of a
 //! package that is not installed fail with [`PkgError::NotInstalled`] before
 //! apt runs; apt's `E: Version 'V' for 'NAME' was not found` becomes
 //! [`PkgError::VersionUnavailable`], and so does `E: Unable to locate package
@@ -193,7 +208,9 @@ use patchdeck_proto::{
 };
 use patchdeck_version::VersionFormat;
 
-use crate::backend::{run_waiting_for_lock, Applied, BackendOptions, Operation, PackageManager, UpgradeScope};
+use crate::backend::{
+    check_plan, run_waiting_for_lock, Applied, BackendOptions, Operation, PackageManager, UpgradeScope,
+};
 use crate::error::{PkgError, Result};
 use crate::exec::{Cmd, LineSink, Output};
 use crate::host;
@@ -311,6 +328,7 @@ impl Apt {
                 let arches = self.installed_arches()?;
                 plan.args = words(&["install", "--"]);
                 for spec in specs {
+                    self.require_literal(&arches, &spec.name, spec.version.as_ref())?;
                     plan.add(targets(&arches, &spec.name, spec.version.as_ref(), false)?, spec.version.as_ref());
                 }
             }
@@ -319,8 +337,8 @@ impl Apt {
                 plan.args = words(&["install", "--only-upgrade", "--"]);
                 for u in self.updates_detailed()? {
                     if u.update.security.class == SecurityClass::Security {
-                        plan.args.push(format!("{}={}", u.apt_name, u.update.candidate_version));
-                        plan.pinned.push((u.update.name, u.update.candidate_version));
+                        plan.args.push(format!("{}={}", u.apt_name, u.security_version));
+                        plan.pinned.push((u.update.name, u.security_version));
                     }
                 }
             }
@@ -338,11 +356,42 @@ impl Apt {
                 let arches = self.installed_arches()?;
                 plan.args = words(&["remove", "--"]);
                 for name in names {
+                    self.require_literal(&arches, name, None)?;
                     plan.add(targets(&arches, name, None, false)?, None);
                 }
             }
         }
         Ok(plan)
+    }
+
+    /// Refuses a name that is not installed, that apt would not take
+    /// literally ([`apt_may_reinterpret`]) and that no package has exactly:
+    /// apt would read `lib.oo` as a regular expression and `hello-` in an
+    /// install as "remove hello". `apt-cache pkgnames --all-names PREFIX`
+    /// lists names by plain prefix, no pattern.
+    fn require_literal(
+        &self,
+        installed: &HashMap<String, Vec<String>>,
+        name: &PackageName,
+        version: Option<&PackageVersion>,
+    ) -> Result<()> {
+        let name = name.as_str();
+        if installed.contains_key(name) || !apt_may_reinterpret(name) {
+            return Ok(());
+        }
+        // `--all-names`: virtual packages too (apt takes those literally as well).
+        let cmd = self.apt("apt-cache").args(["pkgnames", "--all-names"]).arg(name);
+        if cmd.run_ok(&[0], None)?.stdout.lines().any(|l| l.trim() == name) {
+            return Ok(());
+        }
+        Err(match version {
+            Some(v) => PkgError::VersionUnavailable { name: name.to_owned(), version: v.as_str().to_owned() },
+            None => PkgError::invalid(
+                "package name",
+                name,
+                "no package has exactly this name (apt would read it as a pattern or an install/remove suffix)",
+            ),
+        })
     }
 
     /// Updates with the name apt knows them by (`libc6:i386` for a foreign
@@ -367,29 +416,37 @@ impl Apt {
         let pkgs_cmd = self.apt("apt-cache").arg("policy").arg("--").args(upgrades.keys());
         let tables = parse_policy_packages(&pkgs_cmd, &pkgs_cmd.run_ok(&[0], None)?.stdout)?;
 
-        let mut updates: Vec<DetailedUpdate> = upgrades
-            .into_values()
-            .map(|u| {
-                let indexes = tables
-                    .get(&u.apt_name)
-                    .and_then(|t| t.versions.iter().find(|v| v.version == u.candidate))
-                    .map(|v| v.indexes.as_slice());
-                let security = classify(&u.candidate, indexes, &files);
-                DetailedUpdate {
-                    update: AvailableUpdate {
-                        reboot_likely: host::reboot_likely(&u.name),
-                        name: u.name,
-                        arch: u.arch,
-                        current_version: u.current,
-                        candidate_version: u.candidate,
-                        repository: Some(u.releases).filter(|r| !r.is_empty()),
-                        security,
-                        cves: Vec::new(),
-                    },
-                    apt_name: u.apt_name,
+        let mut updates: Vec<DetailedUpdate> = Vec::with_capacity(upgrades.len());
+        for u in upgrades.into_values() {
+            let table = tables.get(&u.apt_name);
+            let indexes = table.and_then(|t| candidate_indexes(t, &u.candidate));
+            let mut security = classify(&u.candidate, indexes.as_deref(), &files);
+            let mut security_version = u.candidate.clone();
+            if security.class != SecurityClass::Security {
+                if let Some(t) = table {
+                    if let Some((version, info)) =
+                        intermediate_security(&pkgs_cmd, t, &u.current, &u.candidate, &files)?
+                    {
+                        security = intermediate_security_info(&u.current, &u.candidate, &version, info);
+                        security_version = version;
+                    }
                 }
-            })
-            .collect();
+            }
+            updates.push(DetailedUpdate {
+                update: AvailableUpdate {
+                    reboot_likely: host::reboot_likely(&u.name),
+                    name: u.name,
+                    arch: u.arch,
+                    current_version: u.current,
+                    candidate_version: u.candidate,
+                    repository: Some(u.releases).filter(|r| !r.is_empty()),
+                    security,
+                    cves: Vec::new(),
+                },
+                apt_name: u.apt_name,
+                security_version,
+            });
+        }
         updates.sort_by(|a, b| (&a.update.name, &a.update.arch).cmp(&(&b.update.name, &b.update.arch)));
         Ok(updates)
     }
@@ -474,6 +531,7 @@ impl PackageManager for Apt {
         op.validate()?;
         let plan = self.plan(op)?;
         let transaction = self.simulate(&plan)?;
+        check_plan(op, &transaction)?;
         let cmd =
             self.apt("apt-get").with_timeout(self.options.transaction_timeout).args(APPLY_OPTIONS).args(&plan.args);
         let output = run_waiting_for_lock(BackendKind::Apt, self.options.lock_wait, &cmd, sink, lock_detail)?;
@@ -511,6 +569,9 @@ impl Plan {
 struct DetailedUpdate {
     update: AvailableUpdate,
     apt_name: String,
+    /// What a security upgrade installs: the candidate, or the newest
+    /// security version between the installed one and the candidate.
+    security_version: String,
 }
 
 /// One `Inst` line of an upgrade simulation that is an update.
@@ -540,9 +601,13 @@ fn add_upgrades(cmd: &Cmd, lines: Vec<SimLine>, upgrades: &mut BTreeMap<String, 
     Ok(())
 }
 
-/// The apt-get arguments for `name` (at `version`): `name[=version]`, or one
-/// `name:arch[=version]` per architecture when it is installed for several.
-/// `must_be_installed` fails with [`PkgError::NotInstalled`] when it is not.
+/// The apt-get arguments for `name` (at `version`): one `name:arch[=version]`
+/// per architecture it is installed for (`name[=version]` for `all`, and when
+/// it is not installed). A bare name means the native architecture to apt:
+/// for a package installed only for a foreign one, apt would skip an
+/// `--only-upgrade` or a removal ("not installed") and cross-grade on a
+/// downgrade. `must_be_installed` fails with [`PkgError::NotInstalled`] when
+/// it is not installed.
 fn targets(
     installed: &HashMap<String, Vec<String>>,
     name: &PackageName,
@@ -552,11 +617,18 @@ fn targets(
     let suffix = version.map(|v| format!("={}", v.as_str())).unwrap_or_default();
     match installed.get(name.as_str()) {
         None if must_be_installed => Err(PkgError::NotInstalled(name.as_str().to_owned())),
-        Some(arches) if arches.len() > 1 => {
+        Some(arches) if arches.len() > 1 || arches.iter().any(|arch| arch != "all") => {
             Ok(arches.iter().map(|arch| format!("{}:{arch}{suffix}", name.as_str())).collect())
         }
         _ => Ok(vec![format!("{}{suffix}", name.as_str())]),
     }
+}
+
+/// Whether apt could read `name` as something other than exactly this name
+/// when no package has it: a regular expression (`.`, `+`) or a name with an
+/// action suffix (`name-` removes in an install, `name+` installs in a remove).
+fn apt_may_reinterpret(name: &str) -> bool {
+    name.contains(['.', '+']) || name.ends_with('-')
 }
 
 /// Compares two Debian versions from `cmd`'s output. The parsers have
@@ -950,6 +1022,12 @@ impl ReleaseInfo {
         }
     }
 
+    /// Whether apt showed any of the Release fields the classification reads
+    /// (an index without a Release file has none: no evidence either way).
+    fn has_release_data(&self) -> bool {
+        self.origin.is_some() || self.label.is_some() || self.archive.is_some() || self.codename.is_some()
+    }
+
     /// The dpkg status pseudo-archive (`a=now`): installed, not offered.
     fn is_dpkg_status(&self) -> bool {
         self.archive.as_deref() == Some("now") && self.origin.is_none() && self.label.is_none()
@@ -1101,6 +1179,57 @@ fn version_row(s: &str, installed: bool) -> Option<PolicyVersion> {
     Some(PolicyVersion { version: version.to_owned(), installed, indexes: Vec::new() })
 }
 
+/// The indexes offering `candidate` in a policy version table; `None` when
+/// the table does not list it. apt lists the same version once per distinct
+/// build (e.g. a rebuild in the security archive with other checksums), so
+/// every row of that version counts.
+fn candidate_indexes(policy: &PackagePolicy, candidate: &str) -> Option<Vec<String>> {
+    let rows: Vec<&PolicyVersion> = policy.versions.iter().filter(|v| v.version == candidate).collect();
+    (!rows.is_empty()).then(|| rows.iter().flat_map(|v| v.indexes.iter().cloned()).collect())
+}
+
+/// The newest version in `policy`'s table newer than `current` and older
+/// than `candidate` that a security archive offers, with that archive.
+fn intermediate_security<'f>(
+    cmd: &Cmd,
+    policy: &PackagePolicy,
+    current: &str,
+    candidate: &str,
+    files: &'f HashMap<String, ReleaseInfo>,
+) -> Result<Option<(String, &'f ReleaseInfo)>> {
+    let mut best: Option<(String, &ReleaseInfo)> = None;
+    for v in &policy.versions {
+        if compare(cmd, &v.version, current)? != Ordering::Greater
+            || compare(cmd, &v.version, candidate)? != Ordering::Less
+        {
+            continue;
+        }
+        let Some(archive) = v.indexes.iter().filter_map(|i| files.get(i)).find(|a| a.is_security()) else {
+            continue;
+        };
+        let newer = match &best {
+            Some((b, _)) => compare(cmd, &v.version, b)? == Ordering::Greater,
+            None => true,
+        };
+        if newer {
+            best = Some((v.version.clone(), archive));
+        }
+    }
+    Ok(best)
+}
+
+/// The classification of an update whose candidate contains the intermediate
+/// security version `version` from `archive`.
+fn intermediate_security_info(current: &str, candidate: &str, version: &str, archive: &ReleaseInfo) -> SecurityInfo {
+    SecurityInfo::new(
+        SecurityClass::Security,
+        format!(
+            "version {version} (newer than installed {current}, included in candidate {candidate}) comes from {}",
+            archive.describe()
+        ),
+    )
+}
+
 /// The security classification of `candidate`, offered by `indexes` (from
 /// the package's policy version table; `None` when the table does not list
 /// the candidate) whose Release data is in `files`.
@@ -1116,6 +1245,7 @@ pub fn classify(candidate: &str, indexes: Option<&[String]>, files: &HashMap<Str
     for index in indexes {
         match files.get(index) {
             Some(info) if info.is_dpkg_status() => {}
+            Some(info) if !info.has_release_data() => unknown.push(index.as_str()),
             Some(info) => archives.push(info),
             None => unknown.push(index.as_str()),
         }
@@ -1469,6 +1599,90 @@ mod tests {
     }
 
     #[test]
+    fn an_index_without_release_data_is_no_evidence() {
+        // A flat repository without a Release file: apt shows no o=/l=/a=/n=.
+        let policy = [
+            "Package files:",
+            " 500 file:/srv/flat ./ Packages",
+            "     release c=",
+            " 500 file:/srv/bare ./ Packages",
+            "Pinned packages:",
+        ]
+        .join("\n");
+        let files = parse_policy_files(&cmd("apt-cache"), &policy).unwrap();
+        for index in ["file:/srv/flat ./ Packages", "file:/srv/bare ./ Packages"] {
+            let sec = classify("1.1-1", Some(&[index.to_owned()]), &files);
+            assert_eq!(sec.class, SecurityClass::Unknown, "{index}: {}", sec.reason);
+            assert!(sec.reason.contains(index), "{}", sec.reason);
+        }
+    }
+
+    #[test]
+    fn every_row_of_the_candidate_version_counts() {
+        // The same version built twice (main and a security rebuild): two rows.
+        let text = [
+            "other:",
+            "  Installed: 1.0-1",
+            "  Candidate: 1.2-1",
+            "  Version table:",
+            "     1.2-1 500",
+            "        500 file:/SANDBOX/main ./ Packages",
+            "     1.2-1 500",
+            "        500 file:/SANDBOX/sec ./ Packages",
+            " *** 1.0-1 500",
+            "        100 /SANDBOX/root/var/lib/dpkg/status",
+        ]
+        .join("\n");
+        let pkgs = parse_policy_packages(&cmd("apt-cache"), &text).unwrap();
+        let files = parse_policy_files(&cmd("apt-cache"), POLICY).unwrap();
+        let indexes = candidate_indexes(&pkgs["other"], "1.2-1").unwrap();
+        assert_eq!(indexes, ["file:/SANDBOX/main ./ Packages", "file:/SANDBOX/sec ./ Packages"]);
+        assert_eq!(classify("1.2-1", Some(&indexes), &files).class, SecurityClass::Security);
+        assert_eq!(candidate_indexes(&pkgs["other"], "9.9-1"), None);
+    }
+
+    #[test]
+    fn a_security_version_below_the_candidate_makes_a_security_update() {
+        // Ubuntu's pattern: the fix (1.2-1) in -security, a later release (1.3-1) only in -updates.
+        let text = [
+            "other:",
+            "  Installed: 1.0-1",
+            "  Candidate: 1.3-1",
+            "  Version table:",
+            "     1.3-1 500",
+            "        500 file:/SANDBOX/main ./ Packages",
+            "     1.2-1 500",
+            "        500 file:/SANDBOX/sec ./ Packages",
+            "     1.1-1 500",
+            "        500 file:/SANDBOX/sec ./ Packages",
+            "     1.0-2 500",
+            "        500 file:/SANDBOX/main ./ Packages",
+            " *** 1.0-1 500",
+            "        100 /SANDBOX/root/var/lib/dpkg/status",
+        ]
+        .join("\n");
+        let c = cmd("apt-cache");
+        let pkgs = parse_policy_packages(&c, &text).unwrap();
+        let files = parse_policy_files(&c, POLICY).unwrap();
+        let t = &pkgs["other"];
+        let indexes = candidate_indexes(t, "1.3-1").unwrap();
+        assert_eq!(classify("1.3-1", Some(&indexes), &files).class, SecurityClass::NotSecurity);
+        let (version, archive) = intermediate_security(&c, t, "1.0-1", "1.3-1", &files).unwrap().unwrap();
+        assert_eq!(version, "1.2-1", "the newest security version below the candidate");
+        let info = intermediate_security_info("1.0-1", "1.3-1", &version, archive);
+        assert_eq!(info.class, SecurityClass::Security);
+        assert_eq!(
+            info.reason,
+            "version 1.2-1 (newer than installed 1.0-1, included in candidate 1.3-1) comes from suite \
+             stable-security (label Local-Security, origin Local)"
+        );
+        // Already installed, or only at/above the candidate: not an intermediate fix.
+        assert_eq!(intermediate_security(&c, t, "1.2-1", "1.3-1", &files).unwrap(), None);
+        assert_eq!(intermediate_security(&c, t, "1.0-1", "1.1-1", &files).unwrap(), None);
+        assert_eq!(intermediate_security(&c, t, "1.0-1", "1.2-1", &files).unwrap().unwrap().0, "1.1-1");
+    }
+
+    #[test]
     fn ubuntu_security_by_suite() {
         let info = parse_release_fields("v=22.04,o=Ubuntu,a=jammy-security,n=jammy,l=Ubuntu,c=main,b=amd64");
         assert!(info.is_security());
@@ -1537,6 +1751,7 @@ mod tests {
         let installed: HashMap<String, Vec<String>> = [
             ("libc6".to_owned(), vec!["amd64".to_owned(), "i386".to_owned()]),
             ("hello".to_owned(), vec!["all".to_owned()]),
+            ("libfoo".to_owned(), vec!["i386".to_owned()]),
         ]
         .into();
         let name = |n: &str| PackageName::parse(n).unwrap();
@@ -1546,6 +1761,9 @@ mod tests {
             ["libc6:amd64=1:2.0-1", "libc6:i386=1:2.0-1"]
         );
         assert_eq!(targets(&installed, &name("hello"), None, false).unwrap(), ["hello"]);
+        // Installed only for one architecture (here a foreign one): apt must be told which.
+        assert_eq!(targets(&installed, &name("libfoo"), Some(&v), true).unwrap(), ["libfoo:i386=1:2.0-1"]);
+        assert_eq!(targets(&installed, &name("libfoo"), None, false).unwrap(), ["libfoo:i386"]);
         assert_eq!(targets(&installed, &name("nope"), None, false).unwrap(), ["nope"]);
         let err = targets(&installed, &name("nope"), Some(&v), true).unwrap_err();
         assert!(matches!(err, PkgError::NotInstalled(ref n) if n == "nope"), "{err}");

@@ -209,6 +209,39 @@ pub(crate) fn run_waiting_for_lock(
     }
 }
 
+/// Refuses plans that break an operation's promise before they run.
+///
+/// A security upgrade never removes packages: like unattended-upgrades, it
+/// leaves an update that needs a removal to an explicit, reviewed exact
+/// upgrade (whose dry run shows the removal).
+pub(crate) fn check_plan(op: &Operation, transaction: &Transaction) -> Result<()> {
+    if let Operation::Upgrade(UpgradeScope::Security) = op {
+        let removed: Vec<&str> = transaction
+            .items
+            .iter()
+            .filter(|i| i.action == patchdeck_proto::TxAction::Remove)
+            .map(|i| i.name.as_str())
+            .collect();
+        if !removed.is_empty() {
+            return Err(PkgError::PlanRefused {
+                operation: op.describe(),
+                reason: format!(
+                    "it would remove {}; review the dry run and apply those updates as an exact upgrade",
+                    removed.join(", ")
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether two spellings name the same version under `format`'s ordering
+/// (`0:1.0-1` and `1.0-1` for deb and rpm, `01` and `1`). Never compares the
+/// text alone: an unparsable version equals only its identical spelling.
+pub(crate) fn same_version(format: patchdeck_version::VersionFormat, a: &str, b: &str) -> bool {
+    a == b || patchdeck_version::compare(format, a, b).is_ok_and(|o| o == std::cmp::Ordering::Equal)
+}
+
 /// Lends an optional sink to one call while keeping it for the next.
 pub(crate) fn reborrow<'s>(sink: &'s mut Option<LineSink<'_>>) -> Option<LineSink<'s>> {
     match sink {
@@ -237,4 +270,62 @@ pub fn open_detected(kind: Option<BackendKind>, options: BackendOptions) -> Resu
         None => crate::detect::detect(&options.root)?,
     };
     Ok(open(kind, options))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use patchdeck_version::VersionFormat;
+
+    #[test]
+    fn same_version_uses_the_formats_ordering() {
+        assert!(same_version(VersionFormat::Deb, "0:1.0-1", "1.0-1"));
+        assert!(same_version(VersionFormat::Deb, "1.0-01", "1.0-1"));
+        assert!(!same_version(VersionFormat::Deb, "1.0-1", "1.0-2"));
+        assert!(same_version(VersionFormat::Pacman, "0:1.0-1", "1.0-1"));
+        assert!(same_version(VersionFormat::Apk, "1.0-r0", "1.0-r0"));
+        assert!(!same_version(VersionFormat::Apk, "1.0-r0", "1.0-r1"));
+        // Unparsable input only equals itself.
+        assert!(same_version(VersionFormat::Deb, "1 0", "1 0"));
+        assert!(!same_version(VersionFormat::Deb, "1 0", "1.0"));
+    }
+
+    #[test]
+    fn a_security_upgrade_never_removes() {
+        let item = |name: &str, action| patchdeck_proto::TxItem {
+            name: name.to_owned(),
+            action,
+            from: Some("1.0-1".to_owned()),
+            to: None,
+            arch: None,
+        };
+        let upgrade_only = Transaction { items: vec![item("hello", patchdeck_proto::TxAction::Upgrade)] };
+        let with_removal = Transaction {
+            items: vec![
+                item("breaker", patchdeck_proto::TxAction::Upgrade),
+                item("other", patchdeck_proto::TxAction::Remove),
+            ],
+        };
+        let security = Operation::Upgrade(UpgradeScope::Security);
+        assert!(check_plan(&security, &upgrade_only).is_ok());
+        let err = check_plan(&security, &with_removal).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "upgrade (security) refused: it would remove other; review the dry run and apply those updates as an exact upgrade"
+        );
+        // Other operations show and run what the package manager planned.
+        let exact = Operation::Upgrade(UpgradeScope::Exact(vec![Pin::parse("breaker=2.0-1").unwrap()]));
+        assert!(check_plan(&exact, &with_removal).is_ok());
+        assert!(check_plan(&Operation::Upgrade(UpgradeScope::All), &with_removal).is_ok());
+    }
+
+    #[test]
+    fn empty_operations_are_refused() {
+        for op in [Operation::Install(vec![]), Operation::Remove(vec![]), Operation::Downgrade(vec![])] {
+            let err = op.validate().unwrap_err().to_string();
+            assert!(err.contains("names no package"), "{err}");
+        }
+        assert!(Operation::Upgrade(UpgradeScope::All).validate().is_ok());
+        assert!(Operation::Upgrade(UpgradeScope::Exact(vec![])).validate().is_err());
+    }
 }

@@ -50,7 +50,8 @@
 //! dnf's own rule for `--security`, and it also covers an advisory for an
 //! intermediate version (installed 1.0, advisory for 1.2, candidate 1.3). A
 //! candidate from a repository that publishes no updateinfo at all (no
-//! `*updateinfo*` file in its metadata cache) is `Unknown`, not `NotSecurity`.
+//! `*updateinfo*` file in its metadata cache) is `Unknown`, not `NotSecurity`;
+//! so is every candidate without an advisory when the cache cannot be read.
 //!
 //! # Transactions
 //!
@@ -88,7 +89,9 @@ use patchdeck_proto::{
 };
 use patchdeck_version::VersionFormat;
 
-use crate::backend::{run_waiting_for_lock, Applied, BackendOptions, Operation, PackageManager, UpgradeScope};
+use crate::backend::{
+    check_plan, run_waiting_for_lock, Applied, BackendOptions, Operation, PackageManager, UpgradeScope,
+};
 use crate::error::{PkgError, Result};
 use crate::exec::{Cmd, LineSink, Output};
 use crate::host;
@@ -207,12 +210,12 @@ impl Dnf {
                     "--qf",
                     "%{name}\t%{epoch}\t%{version}\t%{release}\t%{arch}\t%{repoid}",
                 ]);
-                let out = cmd.run_ok(&[0], None)?;
+                let out = self.run_query(&cmd, &[0])?;
                 parse_repoquery_upgrades(&cmd, &out.stdout)
             }
             Flavor::Yum => {
                 let cmd = self.base_cmd(Mode::CacheOnly).arg("check-update");
-                let out = cmd.run_ok(&[0, 100], None)?;
+                let out = self.run_query(&cmd, &[0, 100])?;
                 parse_check_update(&cmd, &out.stdout)
             }
         }
@@ -224,12 +227,23 @@ impl Dnf {
             Flavor::Yum => &["available"],
         };
         let list = self.base_cmd(Mode::CacheOnly).args(["updateinfo", "list"]).args(available);
-        let out = list.run_ok(&[0], None)?;
+        let out = self.run_query(&list, &[0])?;
         let packages = parse_updateinfo_list(&list, &out.stdout)?;
         let info = self.base_cmd(Mode::CacheOnly).args(["updateinfo", "info"]).args(available);
-        let out = info.run_ok(&[0], None)?;
+        let out = self.run_query(&info, &[0])?;
         let infos = parse_updateinfo_info(&info, &out.stdout)?;
         Ok((packages, infos))
+    }
+
+    /// Runs a read-only query: even `-C` takes dnf's metadata lock, so it
+    /// waits for another dnf like a transaction does (then [`PkgError::Locked`]),
+    /// and fails unless the exit code is one of `ok`.
+    fn run_query(&self, cmd: &Cmd, ok: &[i32]) -> Result<Output> {
+        let out = run_waiting_for_lock(self.backend(), self.options.lock_wait, cmd, None, locked)?;
+        match out.code() {
+            Some(code) if ok.contains(&code) => Ok(out),
+            _ => Err(out.failure(cmd)),
+        }
     }
 
     fn cache_dir(&self) -> std::path::PathBuf {
@@ -457,6 +471,7 @@ impl PackageManager for Dnf {
 
     fn apply(&self, op: &Operation, sink: Option<LineSink<'_>>) -> Result<Applied> {
         let (transaction, _) = self.plan(op)?;
+        check_plan(op, &transaction)?;
         let (cmd, pins) = self.op_cmd(op, Mode::Transaction, false)?;
         let cmd = cmd.with_timeout(self.options.transaction_timeout);
         let out = run_waiting_for_lock(self.backend(), self.options.lock_wait, &cmd, sink, locked)?;
@@ -788,12 +803,23 @@ pub fn classify(
         return (info, cves);
     }
     cves.clear();
-    if repo_has_updateinfo == Some(false) {
-        let info = SecurityInfo::new(
-            SecurityClass::Unknown,
-            format!("repository {} publishes no updateinfo (advisory) metadata", c.repo),
-        );
-        return (info, cves);
+    match repo_has_updateinfo {
+        Some(true) => {}
+        Some(false) => {
+            let info = SecurityInfo::new(
+                SecurityClass::Unknown,
+                format!("repository {} publishes no updateinfo (advisory) metadata", c.repo),
+            );
+            return (info, cves);
+        }
+        None => {
+            // No evidence either way: the metadata cache could not be read.
+            let info = SecurityInfo::new(
+                SecurityClass::Unknown,
+                format!("cannot tell whether repository {} publishes updateinfo (metadata cache unreadable)", c.repo),
+            );
+            return (info, cves);
+        }
     }
     let info = SecurityInfo::new(
         SecurityClass::NotSecurity,
@@ -1267,6 +1293,10 @@ mod tests {
         let (sec, _) = classify(&c, &current, &[], &infos, Some(false));
         assert_eq!(sec.class, SecurityClass::Unknown);
         assert!(sec.reason.contains("repository updates publishes no updateinfo"), "{}", sec.reason);
+        // Cache unreadable: no evidence that the repository has updateinfo, so never NotSecurity.
+        let (sec, _) = classify(&c, &current, &[], &infos, None);
+        assert_eq!(sec.class, SecurityClass::Unknown, "{}", sec.reason);
+        assert!(sec.reason.contains("cannot tell whether repository updates publishes updateinfo"), "{}", sec.reason);
     }
 
     #[test]

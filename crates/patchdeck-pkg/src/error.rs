@@ -39,6 +39,9 @@ pub enum PkgError {
     /// The package manager printed something we do not understand.
     #[error("unexpected output from `{command}` on line {line_no}: {line:?} ({reason})")]
     Parse { command: String, line_no: usize, line: String, reason: String },
+    /// The package manager planned something the operation promises not to do.
+    #[error("{operation} refused: {reason}")]
+    PlanRefused { operation: String, reason: String },
     /// An exact version was asked for that no configured repository offers.
     #[error("{name} version {version} is not available from any configured repository")]
     VersionUnavailable { name: String, version: String },

@@ -121,13 +121,16 @@ impl Cmd {
     }
 }
 
-/// The command line as a user would type it (for messages and logs).
+/// The command line as a user would type it in a POSIX shell (for messages,
+/// logs, and replaying it by hand): arguments with anything but plain
+/// characters are single-quoted.
 impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.program)?;
         for arg in &self.args {
             let arg = arg.to_string_lossy();
-            if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '\'') {
+            let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+            if arg.is_empty() || !arg.chars().all(plain) {
                 write!(f, " '{}'", arg.replace('\'', r"'\''"))?;
             } else {
                 write!(f, " {arg}")?;
@@ -425,8 +428,10 @@ mod tests {
     }
 
     #[test]
-    fn display_quotes_arguments_with_spaces() {
+    fn display_quotes_arguments_for_a_shell() {
         let cmd = Cmd::new("rpm", Duration::from_secs(1)).arg("--qf").arg("%{NAME} %{VERSION}\n");
         assert_eq!(cmd.to_string(), "rpm --qf '%{NAME} %{VERSION}\n'");
+        let cmd = Cmd::new("dpkg-query", Duration::from_secs(1)).arg("-f=${Package}\\t").arg("it's").arg("");
+        assert_eq!(cmd.to_string(), r"dpkg-query '-f=${Package}\t' 'it'\''s' ''");
     }
 }

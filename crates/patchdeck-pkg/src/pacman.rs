@@ -113,7 +113,9 @@ use patchdeck_proto::{
 };
 use patchdeck_version::VersionFormat;
 
-use crate::backend::{run_waiting_for_lock, Applied, BackendOptions, Operation, PackageManager, UpgradeScope};
+use crate::backend::{
+    run_waiting_for_lock, same_version, Applied, BackendOptions, Operation, PackageManager, UpgradeScope,
+};
 use crate::error::{PkgError, Result};
 use crate::exec::{Cmd, LineSink, Output};
 use crate::host;
@@ -265,11 +267,11 @@ impl Pacman {
                 targets.push(Target::Sync(name.to_owned()));
                 continue;
             };
-            if installed.get(name).is_some_and(|p| &p.version == version) {
+            if installed.get(name).is_some_and(|p| same_version(VersionFormat::Pacman, &p.version, version)) {
                 continue;
             }
             match sync.get(name) {
-                Some(info) if &info.version == version => {
+                Some(info) if same_version(VersionFormat::Pacman, &info.version, version) => {
                     targets.push(Target::Sync(format!("{}/{}", info.repository, name)));
                 }
                 _ => {

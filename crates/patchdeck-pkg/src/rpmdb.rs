@@ -38,7 +38,7 @@ use jiff::Timestamp;
 use patchdeck_proto::InstalledPackage;
 use patchdeck_version::VersionFormat;
 
-use crate::backend::BackendOptions;
+use crate::backend::{same_version, BackendOptions};
 use crate::error::{PkgError, Result};
 use crate::exec::Cmd;
 
@@ -183,7 +183,12 @@ pub fn version_matches(have: &Evr, want: &str) -> bool {
     if epoch.is_some_and(|e| e != have.epoch_num()) {
         return false;
     }
-    rest == format!("{}-{}", have.version, have.release) || rest == have.version
+    // With a release, compare the full version-release; without one, any
+    // release of that version matches (as `dnf install name-1.0` does).
+    match rest.rsplit_once('-') {
+        Some(_) => same_version(VersionFormat::Rpm, rest, &format!("{}-{}", have.version, have.release)),
+        None => same_version(VersionFormat::Rpm, rest, &have.version),
+    }
 }
 
 /// The name and `version-release` of a source rpm file name
@@ -434,7 +439,8 @@ mod tests {
         assert_eq!(split_arch("libmulti.x86_64"), ("libmulti", Some("x86_64")));
         assert_eq!(split_arch("python3.11"), ("python3.11", None));
         let have = Evr::parse("1:1.2-3").unwrap();
-        for want in ["1:1.2-3", "1.2-3", "1.2", "1:1.2"] {
+        // Equivalent spellings are the same version: compared by rpm's rules, not as text.
+        for want in ["1:1.2-3", "1.2-3", "1.2", "1:1.2", "1:1.02-03", "01:1.2"] {
             assert!(version_matches(&have, want), "{want}");
         }
         for want in ["0:1.2-3", "1.2-4", "1.3", "2:1.2"] {

@@ -39,7 +39,8 @@
 //!   package at a version newer than the installed one and not newer than the
 //!   candidate (the same rule as the dnf backend). A candidate from a
 //!   repository without updateinfo (no `*updateinfo*` in its raw metadata
-//!   cache) is `Unknown`.
+//!   cache) is `Unknown`, and so is one without a patch when that cache
+//!   cannot be read.
 //!
 //! # Transactions
 //!
@@ -72,7 +73,9 @@ use patchdeck_proto::{
 };
 use patchdeck_version::VersionFormat;
 
-use crate::backend::{run_waiting_for_lock, Applied, BackendOptions, Operation, PackageManager, UpgradeScope};
+use crate::backend::{
+    check_plan, run_waiting_for_lock, Applied, BackendOptions, Operation, PackageManager, UpgradeScope,
+};
 use crate::error::{PkgError, Result};
 use crate::exec::{Cmd, LineSink, Output};
 use crate::host;
@@ -388,6 +391,7 @@ impl PackageManager for Zypper {
 
     fn apply(&self, op: &Operation, sink: Option<LineSink<'_>>) -> Result<Applied> {
         let transaction = self.plan(op)?;
+        check_plan(op, &transaction)?;
         let (cmd, pins) = self.op_cmd(op, false);
         let cmd = cmd.with_timeout(self.options.transaction_timeout);
         let out = run_waiting_for_lock(BackendKind::Zypper, self.options.lock_wait, &cmd, sink, locked)?;
@@ -769,12 +773,23 @@ pub fn classify(
         };
         return (info, cves);
     }
-    if has_updateinfo == Some(false) {
-        let info = SecurityInfo::new(
-            SecurityClass::Unknown,
-            format!("repository {} publishes no updateinfo (patch) metadata", u.repo),
-        );
-        return (info, Vec::new());
+    match has_updateinfo {
+        Some(true) => {}
+        Some(false) => {
+            let info = SecurityInfo::new(
+                SecurityClass::Unknown,
+                format!("repository {} publishes no updateinfo (patch) metadata", u.repo),
+            );
+            return (info, Vec::new());
+        }
+        None => {
+            // No evidence either way: the raw metadata cache could not be read.
+            let info = SecurityInfo::new(
+                SecurityClass::Unknown,
+                format!("cannot tell whether repository {} publishes updateinfo (metadata cache unreadable)", u.repo),
+            );
+            return (info, Vec::new());
+        }
     }
     let info = SecurityInfo::new(
         SecurityClass::NotSecurity,
@@ -812,9 +827,18 @@ fn repos_with_updateinfo(raw: &Path) -> Option<BTreeSet<String>> {
 /// change lists) holding `<solvable type= name= edition= arch= edition-old=>`.
 /// Solvables of type `patch`/`pattern`/`product` are not packages and are left
 /// out; `<message type="info">Nothing to do.</message>` gives an empty transaction.
+///
+/// zypper's `Summary` puts an upgrade or downgrade that changes arch or vendor
+/// in `<to-upgrade>`/`<to-downgrade>` *and* in `<to-change-arch>` /
+/// `<to-change-vendor>`; only a same-version arch change is in
+/// `<to-change-arch>` alone (a reinstall). The change lists therefore add only
+/// what no other list has. `<_unsupported>` (SLE) annotates packages listed
+/// elsewhere.
 pub fn parse_install_summary(cmd: &Cmd, xml: &str) -> Result<Transaction> {
     let elements = xml_elements(cmd, xml)?;
     let mut items = Vec::new();
+    // Items of the arch/vendor change lists, added at the end when not listed elsewhere.
+    let mut changes: Vec<TxItem> = Vec::new();
     let mut list: Option<(String, Option<TxAction>)> = None;
     let mut in_summary = false;
     let bad = |e: &Element, reason: String| {
@@ -830,16 +854,19 @@ pub fn parse_install_summary(cmd: &Cmd, xml: &str) -> Result<Transaction> {
                     "to-reinstall" => Some(TxAction::Reinstall),
                     "to-remove" => Some(TxAction::Remove),
                     n if n.contains("downgrade") => Some(TxAction::Downgrade),
-                    n if n.contains("upgrade") || n.starts_with("to-change-") => Some(TxAction::Upgrade),
+                    n if n.contains("upgrade") => Some(TxAction::Upgrade),
+                    // Same version, other arch or vendor, when not in another list.
+                    n if n.starts_with("to-change-") => Some(TxAction::Reinstall),
                     // "The following packages are not going to be installed/upgraded": no change.
                     n if n.starts_with("not-") => None,
                     other => return Err(bad(e, format!("unknown transaction list <{other}>"))),
                 };
                 list = Some((name.to_owned(), action));
             }
+            ("_unsupported" | "unsupported", false) if in_summary => list = Some((e.name.clone(), None)),
             (name, true) if list.as_ref().is_some_and(|(l, _)| l == name) => list = None,
             ("solvable", false) if in_summary => {
-                let Some((_, action)) = &list else {
+                let Some((list_name, action)) = &list else {
                     return Err(bad(e, "<solvable> outside a transaction list".to_owned()));
                 };
                 if e.attr("type").unwrap_or("package") != "package" {
@@ -856,9 +883,19 @@ pub fn parse_install_summary(cmd: &Cmd, xml: &str) -> Result<Transaction> {
                     TxAction::Reinstall => (Some(edition.clone()), Some(edition)),
                     TxAction::Upgrade | TxAction::Downgrade => (old, Some(edition)),
                 };
-                items.push(TxItem { name, action, from, to, arch });
+                let item = TxItem { name, action, from, to, arch };
+                if list_name.starts_with("to-change-") {
+                    changes.push(item);
+                } else {
+                    items.push(item);
+                }
             }
             _ => {}
+        }
+    }
+    for change in changes {
+        if !items.iter().any(|i| i.name == change.name && i.to == change.to) {
+            items.push(change);
         }
     }
     items.sort_by(|a, b| (&a.name, &a.arch, a.action).cmp(&(&b.name, &b.arch, b.action)));
@@ -1011,6 +1048,10 @@ mod tests {
         assert!(cves.is_empty());
         let (sec, _) = classify(&updates[0], &current(&updates[0]), &[], Some(false));
         assert_eq!(sec.class, SecurityClass::Unknown);
+        // Cache unreadable: no evidence that the repository has updateinfo, so never NotSecurity.
+        let (sec, _) = classify(&updates[0], &current(&updates[0]), &[], None);
+        assert_eq!(sec.class, SecurityClass::Unknown, "{}", sec.reason);
+        assert!(sec.reason.contains("cannot tell whether repository"), "{}", sec.reason);
         // A patch whose fix is already installed does not make the update a security one.
         let old = Evr::parse("1:1.2-1").unwrap();
         let (sec, _) = classify(&updates[2], &old, &patches, Some(true));
@@ -1035,6 +1076,39 @@ mod tests {
         let tx = parse_install_summary(&cmd(), &data("zypper/remove-dry-run.xml")).unwrap();
         assert_eq!(rows(&tx), ["remove other 1:1.0-1 -"]);
         assert!(parse_install_summary(&cmd(), &data("zypper/update-nothing-to-do.xml")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn arch_and_vendor_change_lists_do_not_duplicate_items() {
+        // As zypper's Summary writes them: the vendor-changing upgrade and the
+        // arch-changing downgrade are in their own lists too; only the
+        // same-version arch change is in <to-change-arch> alone.
+        let xml = r#"<stream>
+<install-summary download-size="1" space-usage-diff="0">
+<to-upgrade>
+<solvable type="package" name="hello" edition="1.1-1" arch="noarch" edition-old="1.0-1" arch-old="noarch"/>
+</to-upgrade>
+<to-downgrade>
+<solvable type="package" name="other" edition="1:1.0-1" arch="noarch" edition-old="1:1.2-1" arch-old="x86_64"/>
+</to-downgrade>
+<to-change-arch>
+<solvable type="package" name="other" edition="1:1.0-1" arch="noarch" edition-old="1:1.2-1" arch-old="x86_64"/>
+<solvable type="package" name="libmulti" edition="2.0-1" arch="x86_64" edition-old="2.0-1" arch-old="i686"/>
+</to-change-arch>
+<to-change-vendor>
+<solvable type="package" name="hello" edition="1.1-1" arch="noarch" edition-old="1.0-1" arch-old="noarch"/>
+</to-change-vendor>
+<_unsupported>
+<solvable type="package" name="hello" edition="1.1-1" arch="noarch"/>
+</_unsupported>
+</install-summary>
+</stream>
+"#;
+        let tx = parse_install_summary(&cmd(), xml).unwrap();
+        assert_eq!(
+            rows(&tx),
+            ["upgrade hello 1.0-1 1.1-1", "reinstall libmulti 2.0-1 2.0-1", "downgrade other 1:1.2-1 1:1.0-1"]
+        );
     }
 
     #[test]

@@ -447,6 +447,39 @@ fn upgrade_downgrade_and_remove_for_real() {
 }
 
 #[test]
+fn a_package_installed_only_for_a_foreign_architecture() {
+    let sb = Sandbox::installed();
+    let (native, foreign) = arches();
+    sb.tool("apt-get", &["-y", "remove", &format!("libc6:{native}")]);
+    assert!(sb.versions().iter().all(|(name, arch, _)| name != "libc6" || arch == foreign));
+    // apt reads a bare name as the native architecture; the installed one must be named.
+    let upgrade = Operation::Upgrade(UpgradeScope::Exact(pins(&["libc6=2.36-9+deb12u4"])));
+    let tx = sb.pm.dry_run(&upgrade).unwrap();
+    assert_eq!(items(&tx), [up("libc6", "2.36-9", "2.36-9+deb12u4")]);
+    assert_eq!(tx.items[0].arch.as_deref(), Some(foreign.as_str()));
+    let applied = sb.pm.apply(&Operation::Remove(vec![PackageName::parse("libc6").unwrap()]), None).unwrap();
+    assert_eq!(items(&applied.transaction), [("libc6".into(), TxAction::Remove, Some("2.36-9".into()), None)]);
+    assert!(sb.versions().iter().all(|(name, ..)| name != "libc6"), "{:?}", sb.versions());
+}
+
+#[test]
+fn names_apt_would_read_as_patterns_are_refused() {
+    let sb = Sandbox::installed();
+    let before = sb.status_file();
+    // To apt, `hell.` is a regular expression matching hello, and `hello-` in an install means "remove hello".
+    let err = sb.pm.apply(&Operation::Remove(vec![PackageName::parse("hell.").unwrap()]), None).unwrap_err();
+    assert!(matches!(err, PkgError::InvalidInput { .. }), "{err}");
+    let err = sb.pm.apply(&install(&["hello-"]), None).unwrap_err();
+    assert!(matches!(err, PkgError::InvalidInput { .. }), "{err}");
+    let err = sb.pm.dry_run(&install(&["h.llo=1.1-1"])).unwrap_err();
+    assert!(matches!(&err, PkgError::VersionUnavailable { name, .. } if name == "h.llo"), "{err}");
+    assert_eq!(sb.status_file(), before, "a refused operation changed dpkg's status file");
+    // Exact names are untouched by the check.
+    let tx = sb.pm.dry_run(&Operation::Remove(vec![PackageName::parse("hello").unwrap()])).unwrap();
+    assert_eq!(items(&tx), [("hello".into(), TxAction::Remove, Some("1.0-1".into()), None)]);
+}
+
+#[test]
 fn security_and_exact_upgrades_install_only_their_packages() {
     let sb = Sandbox::installed();
     let (native, foreign) = arches();

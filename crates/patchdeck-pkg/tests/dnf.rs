@@ -211,6 +211,16 @@ fn unavailable_versions_and_lock_contention() {
     assert!(started.elapsed() < Duration::from_secs(20), "gave up after lock_wait");
     std::fs::remove_file(&lock).unwrap();
     assert_eq!(versions(&*pm), ["hello 1.0-1", "other 1:1.0-1"]);
+
+    // The metadata lock (held while another dnf loads or refreshes metadata):
+    // queries wait for it too, then report the retryable Locked.
+    let lock = sandbox.root().join("var/cache/dnf/metadata_lock.pid");
+    std::fs::write(&lock, std::process::id().to_string()).unwrap();
+    let err = pm.updates().unwrap_err();
+    assert!(matches!(&err, PkgError::Locked { backend: BackendKind::Dnf, .. }), "{err}");
+    std::fs::remove_file(&lock).unwrap();
+    assert_eq!(pm.updates().unwrap().len(), 2);
+
     pm.apply(&Operation::Upgrade(UpgradeScope::Security), None).unwrap();
     assert_eq!(versions(&*pm), ["hello 1.0-1", "other 1:1.2-1"], "security upgrade leaves hello alone");
 }
