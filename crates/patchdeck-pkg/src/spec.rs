@@ -10,31 +10,21 @@
 use std::fmt;
 use std::str::FromStr;
 
+use patchdeck_proto::lpa::validate;
+
 use crate::error::{PkgError, Result};
 
 /// Longest name or version we accept.
-pub const MAX_LEN: usize = 256;
+pub const MAX_LEN: usize = validate::MAX_NAME_LEN;
 
-fn check(what: &'static str, value: &str, extra: &[u8]) -> Result<()> {
-    let reject = |reason: &str| Err(PkgError::invalid(what, value, reason));
-    let Some(first) = value.bytes().next() else {
-        return reject("must not be empty");
-    };
-    if value.len() > MAX_LEN {
-        return reject(&format!("longer than {MAX_LEN} characters"));
-    }
-    if !first.is_ascii_alphanumeric() {
-        return reject("must start with a letter or digit");
-    }
-    if let Some(bad) =
-        value.chars().find(|c| !(c.is_ascii_alphanumeric() || (c.is_ascii() && extra.contains(&(*c as u8)))))
-    {
-        return reject(&format!("character {bad:?} is not allowed"));
-    }
-    if value.contains("..") {
-        return reject("must not contain \"..\"");
-    }
-    Ok(())
+/// Applies one of the contract's input rules (kept in one place, the
+/// protocol crate, so the API and the package layer can never disagree).
+fn check(
+    what: &'static str,
+    value: &str,
+    rule: fn(&str, &str) -> std::result::Result<(), validate::ValidationError>,
+) -> Result<()> {
+    rule(what, value).map_err(|e| PkgError::invalid(what, value, e.message))
 }
 
 /// A package name that is safe to pass to any package manager.
@@ -43,7 +33,7 @@ pub struct PackageName(String);
 
 impl PackageName {
     pub fn parse(s: &str) -> Result<Self> {
-        check("package name", s, b"+._-")?;
+        check("package name", s, validate::validate_package_name)?;
         Ok(PackageName(s.to_owned()))
     }
 
@@ -58,7 +48,7 @@ pub struct PackageVersion(String);
 
 impl PackageVersion {
     pub fn parse(s: &str) -> Result<Self> {
-        check("package version", s, b"+.:~_^-")?;
+        check("package version", s, validate::validate_version)?;
         Ok(PackageVersion(s.to_owned()))
     }
 
@@ -182,9 +172,12 @@ mod tests {
     #[test]
     fn error_names_the_input_and_the_rule() {
         let msg = PackageName::parse("-x").unwrap_err().to_string();
-        assert_eq!(msg, r#"invalid package name "-x": must start with a letter or digit"#);
+        assert_eq!(msg, r#"invalid package name "-x": must start with a letter or digit (got '-')"#);
         let msg = PackageVersion::parse("1 2").unwrap_err().to_string();
-        assert_eq!(msg, r#"invalid package version "1 2": character ' ' is not allowed"#);
+        assert_eq!(
+            msg,
+            r#"invalid package version "1 2": contains ' '; allowed are letters, digits and + . : ~ _ - ^"#
+        );
     }
 
     #[test]
@@ -197,7 +190,7 @@ mod tests {
         assert!(Pin::parse("=1.0").is_err());
         assert_eq!(
             Pin::parse("a=1=2").unwrap_err().to_string(),
-            r#"invalid package version "1=2": character '=' is not allowed"#
+            r#"invalid package version "1=2": contains '='; allowed are letters, digits and + . : ~ _ - ^"#
         );
     }
 

@@ -11,11 +11,9 @@ mod sandbox;
 
 use std::time::Duration;
 
-use patchdeck_pkg::{
-    open, BackendOptions, Operation, PackageManager, PackageName, PackageSpec, Pin, PkgError, UpgradeScope,
-};
-use patchdeck_proto::{BackendKind, SecurityClass, Transaction, TxAction};
-use sandbox::RpmSandbox;
+use patchdeck_pkg::{open, BackendOptions, Operation, PackageManager, PackageName, PkgError, UpgradeScope};
+use patchdeck_proto::{BackendKind, SecurityClass, TxAction};
+use sandbox::{pin, rows, spec, versions, RpmSandbox};
 
 struct Dnf {
     sandbox: RpmSandbox,
@@ -55,34 +53,6 @@ fn setup() -> Dnf {
     assert!(pm.last_refresh().unwrap().is_some(), "refresh leaves metadata behind");
     pm.apply(&Operation::Install(vec![spec("hello=1.0-1"), spec("other=1:1.0-1")]), None).unwrap();
     Dnf { sandbox, pm }
-}
-
-fn spec(s: &str) -> PackageSpec {
-    PackageSpec::parse(s).unwrap()
-}
-
-fn pin(s: &str) -> Pin {
-    Pin::parse(s).unwrap()
-}
-
-fn versions(pm: &dyn PackageManager) -> Vec<String> {
-    pm.installed().unwrap().iter().map(|p| format!("{} {}", p.name, p.version)).collect()
-}
-
-fn rows(tx: &Transaction) -> Vec<String> {
-    tx.items
-        .iter()
-        .map(|i| {
-            format!(
-                "{} {} {} -> {} ({})",
-                i.action.as_str(),
-                i.name,
-                i.from.as_deref().unwrap_or("-"),
-                i.to.as_deref().unwrap_or("-"),
-                i.arch.as_deref().unwrap_or("-")
-            )
-        })
-        .collect()
 }
 
 #[test]

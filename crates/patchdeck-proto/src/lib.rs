@@ -7,5 +7,6 @@
 //! schema version bump.
 
 pub mod inventory;
+pub mod lpa;
 
 pub use inventory::*;

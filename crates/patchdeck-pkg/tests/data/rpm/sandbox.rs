@@ -17,6 +17,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use patchdeck_pkg::{PackageManager, PackageSpec, Pin};
+use patchdeck_proto::Transaction;
+
 /// Fails the test (never skips it) when a tool is missing.
 pub fn require(program: &str, debian_package: &str) {
     let found = std::env::var_os("PATH")
@@ -157,4 +160,35 @@ impl RpmSandbox {
     pub fn env(&self) -> Vec<(String, String)> {
         vec![("HOME".to_owned(), self.path("home").display().to_string())]
     }
+}
+
+pub fn spec(s: &str) -> PackageSpec {
+    PackageSpec::parse(s).unwrap()
+}
+
+/// `name=version`, parsed.
+pub fn pin(s: &str) -> Pin {
+    Pin::parse(s).unwrap()
+}
+
+/// `name version` of every installed package.
+pub fn versions(pm: &dyn PackageManager) -> Vec<String> {
+    pm.installed().unwrap().iter().map(|p| format!("{} {}", p.name, p.version)).collect()
+}
+
+/// A transaction as readable rows: `action name from -> to (arch)`.
+pub fn rows(tx: &Transaction) -> Vec<String> {
+    tx.items
+        .iter()
+        .map(|i| {
+            format!(
+                "{} {} {} -> {} ({})",
+                i.action.as_str(),
+                i.name,
+                i.from.as_deref().unwrap_or("-"),
+                i.to.as_deref().unwrap_or("-"),
+                i.arch.as_deref().unwrap_or("-")
+            )
+        })
+        .collect()
 }
