@@ -3,4 +3,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod jobs;
 pub mod scan;
+pub mod transport;

@@ -105,3 +105,34 @@ fn scan_text_of_this_host() {
     assert!(text.starts_with("Host:          Debian"), "{text}");
     assert!(text.contains("installed, managed by apt"), "{text}");
 }
+
+/// A German host gets the same scan: the agent runs every package manager in
+/// the C locale whatever the user's locale is. (scripts/test.sh generates
+/// de_DE.UTF-8; without it this test cannot show anything and fails.)
+#[test]
+fn scan_is_the_same_in_a_german_locale() {
+    const GERMAN: [(&str, &str); 3] = [("LANG", "de_DE.UTF-8"), ("LC_ALL", "de_DE.UTF-8"), ("LANGUAGE", "de")];
+    // Precondition: the locale really is in effect for package managers run without our override.
+    let probe = std::process::Command::new("apt-get").arg("--help").envs(GERMAN).output().unwrap();
+    let help = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        help.contains("Aufruf:"),
+        "de_DE.UTF-8 is not usable here (run: localedef -i de_DE -f UTF-8 de_DE.UTF-8); apt-get said: {help}"
+    );
+
+    let scan = |german: bool| {
+        let mut cmd = agent();
+        cmd.args(["scan", "--json", "--no-refresh"]);
+        if german {
+            cmd.envs(GERMAN);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<patchdeck_proto::ScanReport>(&out.stdout).unwrap()
+    };
+    let (c, de) = (scan(false), scan(true));
+    assert!(!c.installed.is_empty());
+    assert_eq!(c.installed, de.installed);
+    assert_eq!(c.updates, de.updates);
+    assert_eq!(c.reboot, de.reboot);
+}

@@ -1,0 +1,65 @@
+//! Rebooting the host, behind the [`Rebooter`] trait so tests never reboot
+//! the machine that runs them.
+
+use std::fmt;
+use std::time::Duration;
+
+use patchdeck_pkg::exec::Cmd;
+
+/// A reboot could not be scheduled.
+#[derive(Debug, thiserror::Error)]
+#[error("could not schedule the reboot: {0}")]
+pub struct RebootError(pub String);
+
+/// Schedules a reboot of this host.
+pub trait Rebooter: Send + Sync + fmt::Debug {
+    /// Schedules a reboot `delay` from now (zero: now) and returns what was
+    /// done, for the job log. Called from a blocking worker thread.
+    fn reboot(&self, delay: Duration) -> Result<String, RebootError>;
+}
+
+/// Reboots by running a command through the package layer's process runner
+/// (own process group, timeout, C locale).
+#[derive(Debug, Clone)]
+pub struct CommandRebooter {
+    /// Run when the delay is zero. Default `systemctl reboot`.
+    pub immediate: Vec<String>,
+    /// Run for a delay; `{minutes}` is replaced by the delay in whole minutes,
+    /// rounded up (shutdown's unit). Default `shutdown -r +{minutes}`.
+    pub delayed: Vec<String>,
+    /// How long the command may take to return.
+    pub timeout: Duration,
+}
+
+impl Default for CommandRebooter {
+    fn default() -> Self {
+        CommandRebooter {
+            immediate: vec!["systemctl".into(), "reboot".into()],
+            delayed: vec!["shutdown".into(), "-r".into(), "+{minutes}".into()],
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl CommandRebooter {
+    /// The command line run for `delay`.
+    pub fn command_for(&self, delay: Duration) -> Vec<String> {
+        if delay.is_zero() {
+            return self.immediate.clone();
+        }
+        let minutes = delay.as_secs().div_ceil(60).max(1);
+        self.delayed.iter().map(|arg| arg.replace("{minutes}", &minutes.to_string())).collect()
+    }
+}
+
+impl Rebooter for CommandRebooter {
+    fn reboot(&self, delay: Duration) -> Result<String, RebootError> {
+        let argv = self.command_for(delay);
+        let Some((program, args)) = argv.split_first() else {
+            return Err(RebootError("the reboot command is empty".into()));
+        };
+        let cmd = Cmd::new(program.clone(), self.timeout).args(args);
+        cmd.run_ok(&[0], None).map_err(|e| RebootError(e.to_string()))?;
+        Ok(format!("ran `{cmd}`"))
+    }
+}
