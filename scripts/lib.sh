@@ -34,3 +34,14 @@ ensure_rust_tools() {
   cargo nextest --version | head -n 1
   cargo deny --version
 }
+
+# Generates a locale (e.g. de_DE.UTF-8) when it is missing; the tests use it to
+# show that a non-English host gets the same answers.
+ensure_locale() {
+  local name=$1 lang=${1%%.*}
+  locale -a 2>/dev/null | grep -qix "${lang}.utf8" && return 0
+  ensure_debs locales
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo localedef -i "$lang" -f UTF-8 "$name"
+}
