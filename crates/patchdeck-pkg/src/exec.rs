@@ -2,8 +2,11 @@
 //! group, with a timeout, with stdout, stderr and the exit status captured.
 //!
 //! On timeout the whole process group gets `SIGTERM`, then `SIGKILL` after
-//! [`KILL_GRACE`]: a package manager's helpers (dpkg, gpgv, http methods) die
-//! with it instead of lingering with the lock held.
+//! [`KILL_GRACE`]: a package manager's helpers (gpgv, http methods) die with
+//! it instead of lingering with the lock held. Every command also carries a
+//! unique [`EXEC_MARKER_ENV`] in its environment, and a timed-out command's
+//! marked descendants that left the group (apt runs dpkg in a session of its
+//! own) are stopped the same way (see [`crate::procs`]).
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -20,6 +23,12 @@ use crate::error::{PkgError, Result};
 
 /// How long a process group gets between `SIGTERM` and `SIGKILL`.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// The environment variable that marks every process a command starts.
+pub const EXEC_MARKER_ENV: &str = "PATCHDECK_EXEC_ID";
+
+/// Makes each command's marker unique within this process.
+static NEXT_MARKER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How long we keep reading output after the main process exited, in case a
 /// grandchild still holds the pipe open.
@@ -217,11 +226,13 @@ enum Event {
 
 fn run(cmd: &Cmd, mut sink: Option<LineSink<'_>>) -> Result<Output> {
     let started = Instant::now();
+    let marker = format!("{}-{}", std::process::id(), NEXT_MARKER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let mut command = Command::new(&cmd.program);
     command
         .args(&cmd.args)
         .envs(BASE_ENV.iter().map(|(k, v)| (*k, *v)))
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .env(EXEC_MARKER_ENV, &marker)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -291,6 +302,11 @@ fn run(cmd: &Cmd, mut sink: Option<LineSink<'_>>) -> Result<Output> {
     }
 
     if matches!(phase, Phase::Terminating | Phase::Killed) {
+        // Descendants that left the process group (a new session) still carry the marker.
+        let strays = crate::procs::kill_marked(EXEC_MARKER_ENV, &marker, KILL_GRACE);
+        if !strays.is_empty() {
+            tracing::warn!(command = %cmd, groups = ?strays, "stopped processes that outlived the command");
+        }
         return Err(PkgError::Timeout { command: cmd.to_string(), timeout: cmd.timeout });
     }
     let status = status.expect("loop ends with a status unless timed out");
@@ -389,6 +405,28 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(3));
         thread::sleep(Duration::from_secs(4));
         assert!(!marker.exists(), "grandchild outlived the timeout");
+    }
+
+    #[test]
+    fn timeout_also_stops_descendants_in_a_new_session() {
+        // apt runs dpkg this way: setsid takes it out of our process group.
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("setsid sh -c 'echo $$ > {}; exec sleep 60' & sleep 60", pidfile.display());
+        let err = sh(&script, Duration::from_millis(500)).run(None).unwrap_err();
+        assert!(matches!(err, PkgError::Timeout { .. }), "{err}");
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+        // Gone, or a zombie waiting for its reaper: either way no longer running.
+        assert!(stat.is_empty() || stat.contains(") Z "), "still running: {stat}");
+    }
+
+    #[test]
+    fn every_command_is_marked_uniquely() {
+        let marker = |_| sh(&format!("echo ${EXEC_MARKER_ENV}"), Duration::from_secs(10)).run(None).unwrap().stdout;
+        let (a, b) = (marker(0), marker(1));
+        assert!(a.starts_with(&format!("{}-", std::process::id())), "{a}");
+        assert_ne!(a, b);
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod error;
 pub mod exec;
 pub mod host;
 pub mod pacman;
+pub mod procs;
 pub mod rpmdb;
 mod spec;
 pub mod zypper;
