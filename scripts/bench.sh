@@ -2,7 +2,8 @@
 # Runs Patchdeck's benchmarks and prints the numbers recorded in docs/benchmarks.md.
 #  1. version comparison throughput (cargo bench -p patchdeck-version)
 #  2. `patchdeck-agent scan --no-refresh` on this host against the package-manager commands it runs,
-#     replayed from its own debug log, both timed with hyperfine.
+#     replayed from its own debug log, both timed with hyperfine;
+#  3. the agent's own share of a scan, from its debug log (scripts/scan_overhead.py).
 # Usage: scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,3 +31,6 @@ sed -n '2,$p' "$work/baseline.sh" | sed 's/ >\/dev\/null 2>&1$//; s/^/  /'
 hyperfine --warmup 3 --runs 20 -N \
   --command-name "package-manager commands" "sh $work/baseline.sh" \
   --command-name "patchdeck-agent scan --no-refresh --json" "$bin scan --no-refresh --json"
+
+step "the agent's own share of a scan"
+BIN="$bin" python3 scripts/scan_overhead.py
