@@ -136,3 +136,23 @@ fn scan_is_the_same_in_a_german_locale() {
     assert_eq!(c.updates, de.updates);
     assert_eq!(c.reboot, de.reboot);
 }
+
+#[test]
+fn no_supported_package_manager_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    std::fs::write(dir.path().join("etc/os-release"), "ID=plan9\n").unwrap();
+    let empty_path = tempfile::tempdir().unwrap();
+    let out = agent()
+        .env("PATH", empty_path.path())
+        .args(["scan", "--no-refresh", "--root"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "error: no supported package manager found: distribution \"plan9\" and none of apt-get, dnf, yum, zypper, pacman, apk on PATH"
+    );
+}
