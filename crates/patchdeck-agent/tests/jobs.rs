@@ -542,6 +542,17 @@ async fn reboots_are_blocked_while_jobs_run_unless_forced_and_patch_apply_reboot
     assert!(done.message.ends_with("reboot scheduled in 30s"), "{}", done.message);
     assert_eq!(h.rebooter.calls(), [Duration::from_secs(120), Duration::from_secs(30)]);
 
+    // A reboot never cuts off other jobs: of two patch_apply jobs submitted
+    // together, the one finishing first leaves the reboot to the other.
+    let allowed = PatchApply { allow_reboot: true, ..PatchApply::default() };
+    let first = engine.submit(JobRequest::PatchApply(allowed.clone())).await.unwrap();
+    let second = engine.submit(JobRequest::PatchApply(allowed)).await.unwrap();
+    let (first, second) = (finished(engine, first.job_id).await, finished(engine, second.job_id).await);
+    let skipped =
+        |d: &JobDetail| d.logs.iter().any(|l| l.contains("not rebooting: 1 other job(s) are pending or running"));
+    assert_eq!([skipped(&first), skipped(&second)].iter().filter(|s| **s).count(), 1, "{first:#?}\n{second:#?}");
+    assert_eq!(h.rebooter.calls().len(), 3, "exactly one of them rebooted");
+
     // The real rebooter's commands (never run here).
     let real = CommandRebooter::default();
     assert_eq!(real.command_for(Duration::ZERO), ["systemctl", "reboot"]);

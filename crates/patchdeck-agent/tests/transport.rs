@@ -390,6 +390,49 @@ async fn expired_client_certificate_is_refused() {
 }
 
 #[tokio::test]
+async fn a_client_certificate_that_expired_since_the_last_session_cannot_resume_it() {
+    // TLS 1.3 resumption skips the client certificate check: with session tickets, a client
+    // could go on resuming (for up to 24 h with rustls' stateful cache) after its certificate
+    // expired. Every connection must run the full verification.
+    let fx = Fixture::new();
+    let mut server = Server::start(&["127.0.0.1"], fx.tls()).await;
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("leaf params");
+    params.distinguished_name.push(DnType::CommonName, "short-lived");
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let (now, created) = (OffsetDateTime::now_utc(), std::time::Instant::now());
+    params.not_before = now - time::Duration::days(1);
+    // The margin only has to cover two handshakes on a busy machine.
+    let valid_for = Duration::from_secs(5);
+    params.not_after = now + valid_for;
+    let key = KeyPair::generate().expect("leaf key");
+    let cert = params.signed_by(&key, &fx.ca.issuer()).expect("leaf cert");
+    let client = Leaf { cert, key };
+    // One client configuration, so its session cache (and any ticket it got) is reused.
+    let config = tls13(&fx.ca, Some(&client));
+
+    session("127.0.0.1", server.addr, Arc::clone(&config)).await.expect("served while the certificate is valid");
+    assert!(matches!(server.next_event().await, Event::Accepted(_)));
+    // A second connection offers whatever the first one left for resumption: it still gets a
+    // full handshake.
+    let tcp = tcp_from("127.0.0.1", server.addr).await.expect("tcp");
+    let name = ServerName::IpAddress(IpAddr::from([127, 0, 0, 1]).into());
+    let mut tls = TlsConnector::from(Arc::clone(&config)).connect(name, tcp).await.expect("second handshake");
+    let mut greeting = [0u8; 3];
+    tls.read_exact(&mut greeting).await.expect("greeting");
+    assert_eq!(tls.get_ref().1.handshake_kind(), Some(rustls::HandshakeKind::Full), "no resumption");
+    drop(tls);
+    assert!(matches!(server.next_event().await, Event::Accepted(_)));
+
+    tokio::time::sleep_until((created + valid_for + Duration::from_millis(1500)).into()).await;
+    let outcome = session("127.0.0.1", server.addr, config).await;
+    assert!(outcome.is_err(), "an expired certificate must get no session, not even a resumed one");
+    let reason = expect_tls_failure(&mut server).await;
+    assert!(reason.to_lowercase().contains("expired"), "{reason}");
+    assert_eq!(std::iter::from_fn(|| server.served.try_recv().ok()).count(), 2, "only the two valid sessions");
+}
+
+#[tokio::test]
 async fn revoked_client_certificate_is_refused_when_a_crl_is_configured() {
     let mut fx = Fixture::new();
     let revoked = fx.ca.client("stolen-laptop", &[0x66, 0x66], Validity::Current);
@@ -638,6 +681,36 @@ async fn tls_hot_reload_refuses_bad_files_and_applies_good_ones() {
     session("127.0.0.1", server.addr, tls13(&new_ca, Some(&new_client))).await.expect("new CA's client served");
     assert!(matches!(server.next_event().await, Event::Accepted(_)));
     assert!(session("127.0.0.1", server.addr, tls13(&fx.ca, Some(&client))).await.is_err());
+}
+
+#[tokio::test]
+async fn crl_hot_reload_revokes_for_new_connections_and_a_bad_crl_keeps_the_old_one() {
+    let mut fx = Fixture::new();
+    let client = fx.ca.client("manager-01", &[0x42, 0x01], Validity::Current);
+    fx.with_crl(&fx.ca.crl_revoking(&[&[0x77]]));
+    let mut server = Server::start(&["127.0.0.1"], fx.tls()).await;
+    let mut watcher = FileWatcher::new(server.handle.clone(), None, Some(fx.paths.clone()));
+    let crl_path = fx.paths.crl.clone().expect("crl path");
+
+    session("127.0.0.1", server.addr, tls13(&fx.ca, Some(&client))).await.expect("not revoked yet");
+    assert!(matches!(server.next_event().await, Event::Accepted(_)));
+
+    // The CA revokes the client: the next connection is refused.
+    write(&crl_path, &fx.ca.crl_revoking(&[&[0x77], &[0x42, 0x01]]));
+    watcher.poll().await.tls.expect("CRL changed").expect("valid CRL reloaded");
+    assert!(session("127.0.0.1", server.addr, tls13(&fx.ca, Some(&client))).await.is_err());
+    let reason = expect_tls_failure(&mut server).await;
+    assert!(reason.to_lowercase().contains("revoked"), "{reason}");
+
+    // A CRL signed by someone else is refused; the revocation in force stays in force.
+    write(&crl_path, &Ca::new("Patchdeck Test CA").crl_revoking(&[&[0x77]]));
+    let error = watcher.poll().await.tls.expect("CRL changed").expect_err("foreign CRL refused");
+    assert!(matches!(error, CertError::CrlNotFromCa { .. }), "{error}");
+    assert!(session("127.0.0.1", server.addr, tls13(&fx.ca, Some(&client))).await.is_err());
+    let reason = expect_tls_failure(&mut server).await;
+    assert!(reason.to_lowercase().contains("revoked"), "{reason}");
+    assert!(server.served.recv().await.is_some(), "the first session was served");
+    assert!(server.served.try_recv().is_err(), "no later one");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -103,7 +103,8 @@ pub struct EngineConfig {
     /// How often to look again for processes left by a previous agent (default 1 s).
     pub leftover_poll: Duration,
     /// How long package jobs wait, after a restart, for processes left by the
-    /// previous agent process before starting anyway (default 30 minutes). The
+    /// previous agent process before starting anyway (default 10 minutes, counted
+    /// once from when the engine opened, so it ends well within a job's timeout). The
     /// bound exists because a daemon a maintainer script started inherits the
     /// job's marker; the package manager's own lock still guards the database.
     pub leftover_wait: Duration,
@@ -119,7 +120,7 @@ impl Default for EngineConfig {
             retry_after: Duration::from_secs(60),
             event_capacity: 256,
             leftover_poll: Duration::from_secs(1),
-            leftover_wait: Duration::from_secs(30 * 60),
+            leftover_wait: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -206,6 +207,9 @@ struct Inner {
     /// Jobs of a previous agent process whose package-manager processes may
     /// still be alive: no transaction starts while one is.
     leftovers: Mutex<Vec<Uuid>>,
+    /// When the wait for `leftovers` ends, counted once from `open` (not per
+    /// job, so that jobs waiting in turn cannot each wait the full time).
+    leftovers_until: std::time::Instant,
     recovered: Vec<Uuid>,
 }
 
@@ -266,13 +270,14 @@ impl JobEngine {
             tracing::warn!(%problem, "unreadable job record set aside");
         }
         let now = clock.now();
+        let leftovers_until = std::time::Instant::now() + config.leftover_wait;
         let own_pid = std::process::id();
         let mut state = State::default();
         let mut leftovers = Vec::new();
         let mut recovered = Vec::new();
         let recent = now.checked_sub(jiff::SignedDuration::try_from(config.leftover_wait).unwrap_or_default()).ok();
         for mut record in records {
-            state.next_seq = state.next_seq.max(record.seq + 1);
+            state.next_seq = state.next_seq.max(record.seq.saturating_add(1));
             // Interrupted by an earlier restart that was itself cut short: its
             // package manager may still be running too.
             if record.detail.error_code.as_deref() == Some(JobErrorCode::AgentRestarted.as_str())
@@ -317,6 +322,7 @@ impl JobEngine {
             state: Mutex::new(state),
             events,
             leftovers: Mutex::new(leftovers),
+            leftovers_until,
             recovered,
         });
         inner.prune(&mut lock(&inner.state));
@@ -504,23 +510,37 @@ impl Inner {
         event: Option<(JobEventKind, Option<String>)>,
         change: impl FnOnce(&mut JobRecord),
     ) -> bool {
-        let mut state = lock(&self.state);
-        let Some(record) = state.jobs.get_mut(&id) else {
-            return false;
-        };
-        if record.status().is_terminal() {
-            return false;
-        }
-        change(record);
-        if persist {
-            if let Err(err) = store::write_record(&self.jobs_dir, record) {
+        match self.try_update(id, persist, event, change) {
+            Ok(updated) => updated,
+            Err(err) => {
                 tracing::error!(job.id = %id, %err, "could not write the job record");
+                true
             }
         }
+    }
+
+    /// Like [`Inner::update`], but a failed write is returned: for the writes
+    /// that crash recovery and rollback depend on.
+    fn try_update(
+        &self,
+        id: Uuid,
+        persist: bool,
+        event: Option<(JobEventKind, Option<String>)>,
+        change: impl FnOnce(&mut JobRecord),
+    ) -> std::io::Result<bool> {
+        let mut state = lock(&self.state);
+        let Some(record) = state.jobs.get_mut(&id) else {
+            return Ok(false);
+        };
+        if record.status().is_terminal() {
+            return Ok(false);
+        }
+        change(record);
+        let written = if persist { store::write_record(&self.jobs_dir, record) } else { Ok(()) };
         if let Some((kind, log)) = event {
             let _ = self.events.send(self.event(record, kind, log));
         }
-        true
+        written.map(|()| true)
     }
 
     fn finish(&self, id: Uuid, outcome: Result<String, Failure>) {
@@ -639,21 +659,37 @@ impl JobCtx {
     /// Adds what `tx` touches to the job's recorded changes (keeping the
     /// first recorded "before" of each package) and writes the record: this
     /// runs before the transaction changes anything.
-    pub(crate) fn record_changes(&self, tx: &Transaction) {
-        self.inner.update(self.id, true, None, |r| {
-            for item in &tx.items {
-                let after = if item.action == TxAction::Remove { None } else { item.to.clone() };
-                match r.changes.iter_mut().find(|c| c.name == item.name && c.arch == item.arch) {
-                    Some(change) => change.after = after,
-                    None => r.changes.push(RecordedChange {
-                        name: item.name.clone(),
-                        arch: item.arch.clone(),
-                        before: item.from.clone(),
-                        after,
-                    }),
+    ///
+    /// Fails the job when the record cannot be written: a transaction must
+    /// not run without its rollback data on disk.
+    pub(crate) fn record_changes(&self, tx: &Transaction) -> Result<(), Failure> {
+        self.inner
+            .try_update(self.id, true, None, |r| {
+                for item in &tx.items {
+                    let after = if item.action == TxAction::Remove { None } else { item.to.clone() };
+                    match r.changes.iter_mut().find(|c| c.name == item.name && c.arch == item.arch) {
+                        Some(change) => change.after = after,
+                        None => r.changes.push(RecordedChange {
+                            name: item.name.clone(),
+                            arch: item.arch.clone(),
+                            before: item.from.clone(),
+                            after,
+                        }),
+                    }
                 }
-            }
-        });
+            })
+            .map(drop)
+            .map_err(|e| {
+                Failure::new(
+                    JobErrorCode::InternalError,
+                    format!("could not record the versions before changing them: {e}"),
+                )
+            })
+    }
+
+    /// How many other jobs are pending or running.
+    pub(crate) fn other_active_jobs(&self) -> usize {
+        lock(&self.inner.state).jobs.values().filter(|r| r.id() != self.id && !r.status().is_terminal()).count()
     }
 
     /// The changes job `id` recorded.
@@ -689,15 +725,23 @@ async fn run_job(inner: Arc<Inner>, id: Uuid, request: JobRequest) {
         return;
     };
     let now = inner.clock.now();
-    let started = inner.update(id, true, Some((JobEventKind::Status, None)), |r| {
+    let started = inner.try_update(id, true, Some((JobEventKind::Status, None)), |r| {
         r.detail.status = JobStatus::Running;
         r.detail.message = "running".to_owned();
         r.detail.logs.push(format!("started by agent process {}", std::process::id()));
         r.started_at = Some(now);
         r.agent_pid = Some(std::process::id());
     });
-    if !started {
-        return;
+    match started {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(err) => {
+            // Without a durable "running" record a restart could not tell that a
+            // transaction may still be running: do not start one.
+            let message = format!("could not write the job record before starting: {err}");
+            inner.finish(id, Err(Failure::new(JobErrorCode::InternalError, message)));
+            return;
+        }
     }
     let cancelled = Arc::new(AtomicBool::new(false));
     let ctx = JobCtx { inner: Arc::clone(&inner), id, cancelled: Arc::clone(&cancelled) };
@@ -801,7 +845,7 @@ async fn acquire_transaction(ctx: &JobCtx) -> Result<OwnedSemaphorePermit, Failu
             break;
         }
         let waited = started.elapsed();
-        if waited >= ctx.inner.config.leftover_wait {
+        if std::time::Instant::now() >= ctx.inner.leftovers_until {
             let pids: Vec<String> = alive.iter().map(|p| p.pid.to_string()).collect();
             tracing::warn!(job.id = %ctx.id, pids = %pids.join(","), "processes of the previous agent outlived the wait");
             ctx.log(format!(

@@ -65,7 +65,7 @@ fn transact(ctx: &JobCtx, pm: &dyn PackageManager, op: Operation) -> Result<usiz
         ctx.log(format!("{op}: nothing to do"));
         return Ok(0);
     }
-    ctx.record_changes(&planned);
+    ctx.record_changes(&planned)?;
     for item in &planned.items {
         let change = RecordedChange {
             name: item.name.clone(),
@@ -78,7 +78,7 @@ fn transact(ctx: &JobCtx, pm: &dyn PackageManager, op: Operation) -> Result<usiz
     ctx.check()?;
     let mut sink = |stream, line: &str| ctx.output_line(stream, line);
     let applied = pm.apply(&op, Some(&mut sink)).map_err(|e| pkg_failure(ctx, e))?;
-    ctx.record_changes(&applied.transaction);
+    ctx.record_changes(&applied.transaction)?;
     ctx.set_exit_code(applied.output.code());
     Ok(applied.transaction.items.len())
 }
@@ -165,7 +165,14 @@ fn patch_apply(ctx: &JobCtx, pm: &dyn PackageManager, request: PatchApply) -> Re
         Ok(status) => {
             let why =
                 if status.reasons.is_empty() { String::new() } else { format!(" ({})", status.reasons.join("; ")) };
-            if request.force_reboot || (request.allow_reboot && status.required) {
+            let others = ctx.other_active_jobs();
+            if (request.force_reboot || (request.allow_reboot && status.required)) && others > 0 {
+                // Rebooting now would cut off the transactions queued behind this job.
+                ctx.log(format!(
+                    "not rebooting: {others} other job(s) are pending or running; request a reboot when they are done"
+                ));
+            } else if request.force_reboot || (request.allow_reboot && status.required) {
+                ctx.check()?;
                 let reason =
                     if status.required { format!("the host needs a reboot{why}") } else { "forced".to_owned() };
                 ctx.progress(95, format!("rebooting in {}s: {reason}", request.reboot_delay.as_secs()));

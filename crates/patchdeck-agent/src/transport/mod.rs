@@ -36,6 +36,9 @@
 //! - **Client certificate required**, chained to the configured CA bundle only (not the system
 //!   roots), with the CRL checked when one is configured; a certificate the CRL does not cover
 //!   is refused.
+//! - **No session resumption.** A resumed TLS 1.3 session reuses the client certificate checked
+//!   when it was first made, without checking it again; the server issues no tickets and keeps
+//!   no sessions, so every connection verifies the certificate (expiry included) afresh.
 //! - **Silent failures.** No failure produces an HTTP response; details go to the log and the
 //!   audit hook, never to the unauthenticated peer.
 //! - **Bounded handshakes.** A handshake timeout and a cap on concurrent handshakes stop slow

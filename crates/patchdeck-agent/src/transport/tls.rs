@@ -106,8 +106,12 @@ fn build_server_config(
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(SingleCert(loaded.certified_key)));
     config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
-    // No session resumption across restarts is needed; keep the in-memory cache small.
-    config.session_storage = rustls::server::ServerSessionMemoryCache::new(256);
+    // No session resumption at all. A resumed TLS 1.3 session carries the client certificate
+    // chain verified when the session was first made and is not checked again, so a certificate
+    // that has expired since (rustls keeps stateful sessions for 24 h) would still get in.
+    // Every connection runs the full handshake with the full client certificate verification.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
