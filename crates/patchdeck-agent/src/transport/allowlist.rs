@@ -125,7 +125,15 @@ impl AllowEntry {
             let net: IpNet = entry.parse().map_err(|_| {
                 "invalid CIDR network (expected ADDRESS/PREFIX, prefix at most 32 for IPv4 and 128 for IPv6)".to_owned()
             })?;
-            return Ok(AllowEntry::Net(canonical_net(net.trunc())));
+            // `10.0.0.5/0` admits everyone: a typo must not open the list silently.
+            if net.trunc() != net {
+                return Err(format!(
+                    "host bits are set; write the network as {} (or the single address without /{})",
+                    net.trunc(),
+                    net.prefix_len()
+                ));
+            }
+            return Ok(AllowEntry::Net(canonical_net(net)));
         }
         if let Ok(ip) = entry.parse::<IpAddr>() {
             return Ok(AllowEntry::Net(canonical_net(IpNet::from(ip))));
@@ -343,8 +351,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn host_bits_in_cidr_are_ignored() {
-        let l = list("10.1.2.3/8").await;
+    async fn host_bits_in_a_cidr_are_refused() {
+        // `10.0.0.5/0` would otherwise admit everyone.
+        for (entry, network) in [("10.1.2.3/8", "10.0.0.0/8"), ("10.0.0.5/0", "0.0.0.0/0"), ("fd00::1/64", "fd00::/64")]
+        {
+            let err = AllowList::parse(entry, AllowListSource::Inline).await.expect_err(entry).to_string();
+            assert!(err.contains(&format!("host bits are set; write the network as {network}")), "{err}");
+        }
+        let l = list("10.0.0.0/8").await;
         assert_eq!(l.networks(), &["10.0.0.0/8".parse::<IpNet>().expect("net")]);
         assert!(l.allows(ip("10.200.0.1")));
     }
