@@ -5,8 +5,8 @@
 //! One entry per line. Each entry is one of:
 //!
 //! - an IPv4 or IPv6 address: `10.0.0.50`, `fd00::17`;
-//! - a CIDR network: `192.168.1.0/24`, `fd00:1234::/48` (host bits are ignored, so `10.1.2.3/8`
-//!   means `10.0.0.0/8`);
+//! - a CIDR network: `192.168.1.0/24`, `fd00:1234::/48`. An entry with host bits set
+//!   (`10.1.2.3/8`) is refused, because a typo such as `10.0.0.5/0` would admit everyone;
 //! - a host name: `manager.internal`. It is resolved **once, when the list is loaded** (at start
 //!   and at each reload), and every address it resolves to is admitted. A name that does not
 //!   resolve makes the whole list invalid.
