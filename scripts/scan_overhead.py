@@ -6,7 +6,7 @@ package-manager command the agent logs, and reports the rest (parsing,
 classification, JSON) as the agent's own time. Usage: BIN=path/to/patchdeck-agent scan_overhead.py
 """
 import re, subprocess, time, statistics, os
-bin = os.environ.get("BIN", "/tmp/target-mine/release/patchdeck-agent")
+bin = os.environ.get("BIN", "target/release/patchdeck-agent")
 rows = []
 for i in range(10):
     t = time.monotonic()

@@ -35,6 +35,12 @@ enum Command {
         a: String,
         b: String,
     },
+    /// Run the host service: job engine, audit log, and the push API when enabled.
+    Serve {
+        /// Where job records are kept [default: /var/lib/patchdeck-agent].
+        #[arg(long, env = "PATCHDECK_AGENT_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+    },
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -139,6 +145,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Scan(args) => run_scan(cli.config, args),
+        Command::Serve { state_dir } => {
+            let mut config = AgentConfig::load(cli.config.as_deref())?;
+            if let Some(dir) = state_dir {
+                config.state_dir = dir;
+            }
+            config.validate()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("patchdeck-agent")
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(crate::serve::run(config))
+        }
     }
 }
 

@@ -16,11 +16,158 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/patchdeck/agent.yaml";
 /// The example printed by `patchdeck-agent config example`.
 pub const EXAMPLE: &str = include_str!("../agent.example.yaml");
 
+/// Where the agent keeps its state (job records) unless configured otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/patchdeck-agent";
+
 /// The whole agent configuration file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     pub package_manager: PackageManagerConfig,
+    /// Job records and other state (`--state-dir`, `PATCHDECK_AGENT_STATE_DIR`).
+    pub state_dir: PathBuf,
+    pub jobs: JobsConfig,
+    pub push: PushConfig,
+    pub audit: crate::audit::AuditConfig,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            package_manager: PackageManagerConfig::default(),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            jobs: JobsConfig::default(),
+            push: PushConfig::default(),
+            audit: crate::audit::AuditConfig::default(),
+        }
+    }
+}
+
+/// `jobs:` — limits of the job engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Jobs running at once (package transactions still run one at a time).
+    pub max_concurrent: usize,
+    /// Pending plus running jobs; beyond it submissions get `QUEUE_FULL`.
+    pub max_queue_depth: usize,
+    /// A job running longer than this is stopped and marked `timed_out`.
+    pub job_timeout_secs: u64,
+    /// Finished jobs kept on disk.
+    pub keep_finished: usize,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        let engine = crate::jobs::EngineConfig::default();
+        JobsConfig {
+            max_concurrent: engine.max_concurrent,
+            max_queue_depth: engine.max_queue_depth,
+            job_timeout_secs: engine.job_timeout.as_secs(),
+            keep_finished: engine.keep_terminal,
+        }
+    }
+}
+
+impl JobsConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=64).contains(&self.max_concurrent) {
+            bail!("jobs.max_concurrent must be between 1 and 64, got {}", self.max_concurrent);
+        }
+        if !(1..=10_000).contains(&self.max_queue_depth) {
+            bail!("jobs.max_queue_depth must be between 1 and 10000, got {}", self.max_queue_depth);
+        }
+        if !(60..=24 * 3600).contains(&self.job_timeout_secs) {
+            bail!("jobs.job_timeout_secs must be between 60 and 86400, got {}", self.job_timeout_secs);
+        }
+        Ok(())
+    }
+
+    /// The engine's settings.
+    pub fn engine_config(&self) -> crate::jobs::EngineConfig {
+        crate::jobs::EngineConfig {
+            max_concurrent: self.max_concurrent,
+            max_queue_depth: self.max_queue_depth,
+            job_timeout: Duration::from_secs(self.job_timeout_secs),
+            keep_terminal: self.keep_finished,
+            ..crate::jobs::EngineConfig::default()
+        }
+    }
+}
+
+/// `push:` — the Linux_Patch_API-compatible REST API over mutual TLS. Off
+/// unless enabled: the agent opens no port otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    pub enabled: bool,
+    /// Address and port to listen on.
+    pub listen: std::net::SocketAddr,
+    /// CA certificates that client certificates must chain to.
+    pub ca_bundle: PathBuf,
+    /// This agent's server certificate (PEM, chain allowed) and its key.
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    /// Certificate revocation list of the CA, if any.
+    pub crl: Option<PathBuf>,
+    /// Addresses, CIDR networks and host names allowed to connect, one per
+    /// line. Missing or invalid: everyone is denied.
+    pub allowlist: PathBuf,
+    /// How often the allow-list and certificate files are checked for changes.
+    pub reload_interval_secs: u64,
+    /// Requests per minute and burst, per client, for reads and for changes.
+    pub reads_per_minute: u32,
+    pub reads_burst: u32,
+    pub mutations_per_minute: u32,
+    pub mutations_burst: u32,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        let limits = crate::api::RateLimitConfig::default();
+        PushConfig {
+            enabled: false,
+            listen: std::net::SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 0], 12443)),
+            ca_bundle: PathBuf::from("/etc/patchdeck/tls/ca.pem"),
+            server_cert: PathBuf::from("/etc/patchdeck/tls/agent.pem"),
+            server_key: PathBuf::from("/etc/patchdeck/tls/agent.key"),
+            crl: None,
+            allowlist: PathBuf::from("/etc/patchdeck/allowlist"),
+            reload_interval_secs: 5,
+            reads_per_minute: limits.reads.per_minute,
+            reads_burst: limits.reads.burst,
+            mutations_per_minute: limits.mutations.per_minute,
+            mutations_burst: limits.mutations.burst,
+        }
+    }
+}
+
+impl PushConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=3600).contains(&self.reload_interval_secs) {
+            bail!("push.reload_interval_secs must be between 1 and 3600, got {}", self.reload_interval_secs);
+        }
+        for (name, value) in [
+            ("reads_per_minute", self.reads_per_minute),
+            ("reads_burst", self.reads_burst),
+            ("mutations_per_minute", self.mutations_per_minute),
+            ("mutations_burst", self.mutations_burst),
+        ] {
+            if value == 0 {
+                bail!("push.{name} must be at least 1");
+            }
+        }
+        Ok(())
+    }
+
+    /// The API's rate limits.
+    pub fn rate_limits(&self) -> crate::api::RateLimitConfig {
+        use crate::api::ratelimit::Rate;
+        crate::api::RateLimitConfig {
+            reads: Rate { per_minute: self.reads_per_minute, burst: self.reads_burst },
+            mutations: Rate { per_minute: self.mutations_per_minute, burst: self.mutations_burst },
+        }
+    }
 }
 
 /// `package_manager:` — which backend drives this host and its limits.
@@ -165,8 +312,20 @@ impl AgentConfig {
     pub fn parse(text: &str) -> anyhow::Result<AgentConfig> {
         let config: AgentConfig =
             if text.trim().is_empty() { AgentConfig::default() } else { serde_yaml_ng::from_str(text)? };
-        config.package_manager.validate()?;
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Checks the values that serde cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.package_manager.validate()?;
+        if !self.state_dir.is_absolute() {
+            bail!("state_dir must be an absolute path, got {}", self.state_dir.display());
+        }
+        self.jobs.validate()?;
+        self.push.validate()?;
+        self.audit.validate().map_err(|e| anyhow::anyhow!("audit: {e}"))?;
+        Ok(())
     }
 }
 

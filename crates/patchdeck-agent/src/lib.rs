@@ -1,8 +1,12 @@
 //! The Patchdeck agent: runs on each managed host. This library holds the
 //! agent's commands; `main.rs` only parses the command line.
 
+pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod jobs;
 pub mod scan;
+pub mod serve;
+pub mod systemd;
 pub mod transport;

@@ -159,6 +159,8 @@ pub enum EngineError {
     NotFound(Uuid),
     #[error("invalid job request: {0}")]
     Invalid(String),
+    #[error("the agent is shutting down and admits no new jobs; retry in {}s", retry_after.as_secs())]
+    AdmissionClosed { retry_after: Duration },
     #[error("could not store jobs in {}: {source}", path.display())]
     Storage {
         path: PathBuf,
@@ -178,6 +180,7 @@ impl EngineError {
             EngineError::DeleteNotAllowed { .. } => "DELETE_NOT_ALLOWED",
             EngineError::NotFound(_) => "JOB_NOT_FOUND",
             EngineError::Invalid(_) => "VALIDATION_ERROR",
+            EngineError::AdmissionClosed { .. } => "ADMISSION_CLOSED",
             EngineError::Storage { .. } => "JOB_CREATE_ERROR",
         }
     }
@@ -211,6 +214,8 @@ struct Inner {
     /// job, so that jobs waiting in turn cannot each wait the full time).
     leftovers_until: std::time::Instant,
     recovered: Vec<Uuid>,
+    /// Set at shutdown: no new jobs are admitted.
+    closed: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -323,6 +328,7 @@ impl JobEngine {
             events,
             leftovers: Mutex::new(leftovers),
             leftovers_until,
+            closed: AtomicBool::new(false),
             recovered,
         });
         inner.prune(&mut lock(&inner.state));
@@ -342,6 +348,9 @@ impl JobEngine {
         let id = Uuid::new_v4();
         let detail = {
             let mut state = lock(&inner.state);
+            if inner.closed.load(Ordering::SeqCst) {
+                return Err(EngineError::AdmissionClosed { retry_after: inner.config.retry_after });
+            }
             if let Some(job_id) = state.exclusive {
                 return Err(EngineError::ExclusiveInProgress { job_id });
             }
@@ -460,6 +469,25 @@ impl JobEngine {
         let mut active: Vec<&JobRecord> = state.jobs.values().filter(|r| !r.status().is_terminal()).collect();
         active.sort_by_key(|r| r.seq);
         active.into_iter().map(JobRecord::id).collect()
+    }
+
+    /// Stops admitting jobs (graceful shutdown): later submissions get
+    /// [`EngineError::AdmissionClosed`]. Pending and running jobs carry on.
+    pub fn close_admission(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until no job is pending or running, at most `limit`; returns
+    /// the jobs still active then.
+    pub async fn drain(&self, limit: Duration) -> Vec<Uuid> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let active = self.active_jobs();
+            if active.is_empty() || tokio::time::Instant::now() >= deadline {
+                return active;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Every future event of every job.

@@ -168,15 +168,24 @@ impl FileWatcher {
     }
 
     /// Runs [`FileWatcher::poll`] every `every` until the returned task is aborted.
-    pub fn spawn(mut self, every: Duration) -> tokio::task::JoinHandle<()> {
+    pub fn spawn(self, every: Duration) -> tokio::task::JoinHandle<()> {
+        // Errors are logged by the reload handle.
+        self.spawn_with(every, |_| {})
+    }
+
+    /// Like [`FileWatcher::spawn`], handing every poll's outcome to `on_poll` (to audit reloads).
+    pub fn spawn_with(
+        mut self,
+        every: Duration,
+        on_poll: impl Fn(PollOutcome) + Send + Sync + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker.tick().await;
             loop {
                 ticker.tick().await;
-                // Errors are logged by the reload handle.
-                let _ = self.poll().await;
+                on_poll(self.poll().await);
             }
         })
     }
