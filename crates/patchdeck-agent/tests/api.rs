@@ -102,6 +102,10 @@ impl Rebooter for NoReboot {
     fn reboot(&self, delay: Duration) -> Result<String, RebootError> {
         Ok(format!("test: would reboot in {}s", delay.as_secs()))
     }
+
+    fn restart_agent(&self) -> Result<String, RebootError> {
+        Ok("test: would restart the agent".to_owned())
+    }
 }
 
 /// A fake `systemctl show`: `cron` is a running service, anything else is not found.

@@ -26,10 +26,11 @@ use patchdeck_testkit::AptSandbox;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-/// Records reboot requests instead of rebooting.
+/// Records reboot and restart requests instead of carrying them out.
 #[derive(Debug, Default)]
 struct FakeRebooter {
     calls: Mutex<Vec<Duration>>,
+    restarts: Mutex<u32>,
 }
 
 impl FakeRebooter {
@@ -42,6 +43,11 @@ impl Rebooter for FakeRebooter {
     fn reboot(&self, delay: Duration) -> Result<String, RebootError> {
         self.calls.lock().unwrap().push(delay);
         Ok(format!("fake reboot in {}s", delay.as_secs()))
+    }
+
+    fn restart_agent(&self) -> Result<String, RebootError> {
+        *self.restarts.lock().unwrap() += 1;
+        Ok("fake restart of the agent".to_owned())
     }
 }
 
@@ -559,7 +565,10 @@ async fn reboots_are_blocked_while_jobs_run_unless_forced_and_patch_apply_reboot
     assert_eq!(real.command_for(Duration::from_secs(90)), ["shutdown", "-r", "+2"]);
 }
 
-/// A backend that no job in this test reaches.
+/// How a self-update fails on a root without a package manager.
+const SELF_UPDATE_FAILURE: &str = "PKG_MANAGER_ERROR";
+
+/// A backend whose root has no package manager.
 fn unused_backend(dir: &Path) -> PackageBackend {
     PackageBackend { kind: BackendKind::Apt, options: patchdeck_pkg::BackendOptions::with_root(dir.join("no-root")) }
 }
@@ -586,9 +595,9 @@ async fn list_delete_retention_self_update_and_restart_without_package_jobs() {
         let job = engine.submit(JobRequest::SelfUpdate { target_version: Some(format!("0.{i}.0")) }).await.unwrap();
         assert_eq!(job.created_at, clock.now());
         let done = finished(&engine, job.job_id).await;
+        // This engine's backend points at a root with no package manager: the update fails.
         assert_eq!(done.status, JobStatus::Failed);
-        assert_eq!(done.error_code.as_deref(), Some("UNSUPPORTED_OPERATION"));
-        assert!(done.error.unwrap().contains("self_update is not supported yet"));
+        assert_eq!(done.error_code.as_deref(), Some(SELF_UPDATE_FAILURE), "{done:#?}");
         assert_eq!(done.completed_at, Some(clock.now()));
         ids.push(job.job_id);
         clock.advance(Duration::from_secs(60));
@@ -615,7 +624,7 @@ async fn list_delete_retention_self_update_and_restart_without_package_jobs() {
     assert_eq!((wire["progress"].as_u64(), wire["exclusive_mode"].as_bool()), (Some(100), Some(false)));
     assert_eq!(wire["status"], "completed");
     let summary = serde_json::to_value(&engine.list(Some(JobStatus::Failed), 1)[0]).unwrap();
-    assert_eq!(summary["error_code"], "UNSUPPORTED_OPERATION");
+    assert_eq!(summary["error_code"], SELF_UPDATE_FAILURE);
     assert_eq!(summary["operation"], "self_update");
 
     // Delete.
@@ -725,4 +734,59 @@ async fn kill_9_of_the_agent_mid_transaction() {
     assert!(done.logs.iter().any(|l| l == "install hello=1.0-1: nothing to do"), "{:#?}", done.logs);
     assert!(engine.record(next.job_id).unwrap().changes.is_empty());
     assert_eq!(engine.get(job_id).unwrap(), crashed, "the crashed job was not run again");
+}
+
+/// The agent updates its own package, alone, and asks to be restarted; the
+/// update can be rolled back like any package job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_update_upgrades_the_agent_package_alone_and_asks_for_a_restart() {
+    use patchdeck_testkit::apt::Repo;
+    use patchdeck_testkit::Deb;
+    let sb = AptSandbox::builder()
+        .deb(Deb::new("patchdeck-agent", "1.0-1", Repo::Main, ""))
+        .deb(Deb::new("patchdeck-agent", "1.1-1", Repo::Main, ""))
+        .installed(&["patchdeck-agent=1.0-1", "hello=1.0-1"])
+        .dpkg_gate()
+        .build();
+    let h = harness(&sb, EngineConfig::default());
+    let engine = &h.engine;
+
+    // Not while another job runs.
+    let held = engine.submit(install(&["other=1.0-1"])).await.unwrap();
+    until("the install is held in dpkg", || !sb.gated_pids().is_empty()).await;
+    match engine.submit(JobRequest::SelfUpdate { target_version: None }).await.unwrap_err() {
+        err @ EngineError::SelfUpdateBlocked { .. } => assert_eq!(err.code(), "PACKAGE_DB_MUTATION_IN_PROGRESS"),
+        other => panic!("expected SelfUpdateBlocked, got {other}"),
+    }
+    sb.open_gate();
+    assert_eq!(finished(engine, held.job_id).await.status, JobStatus::Completed);
+
+    // Alone: while it runs, every other change is refused.
+    sb.close_gate();
+    let update = engine.submit(JobRequest::SelfUpdate { target_version: None }).await.unwrap();
+    assert!(update.exclusive_mode);
+    until("the self-update is held in dpkg", || !sb.gated_pids().is_empty()).await;
+    match engine.submit(install(&["grower=1.0-1"])).await.unwrap_err() {
+        err @ EngineError::SelfUpdateInProgress { .. } => assert_eq!(err.code(), "SELF_UPDATE_IN_PROGRESS"),
+        other => panic!("expected SelfUpdateInProgress, got {other}"),
+    }
+    sb.open_gate();
+    let done = finished(engine, update.job_id).await;
+    assert_eq!(done.status, JobStatus::Completed, "{done:#?}");
+    assert_eq!(sb.version_of("patchdeck-agent").as_deref(), Some("1.1-1"));
+    assert!(done.message.contains("updated to patchdeck-agent=1.1-1"), "{}", done.message);
+    assert_eq!(*h.rebooter.restarts.lock().unwrap(), 1, "the restart was requested once");
+    assert_eq!(sb.version_of("hello").as_deref(), Some("1.0-1"), "nothing else was upgraded");
+
+    // Up to date: nothing to do, no restart.
+    let again = engine.submit(JobRequest::SelfUpdate { target_version: None }).await.unwrap();
+    let again = finished(engine, again.job_id).await;
+    assert_eq!(again.status, JobStatus::Completed);
+    assert!(again.message.contains("already up to date"), "{}", again.message);
+    assert_eq!(*h.rebooter.restarts.lock().unwrap(), 1);
+
+    // Rolled back like any package job.
+    let rollback = engine.rollback(update.job_id).await.unwrap();
+    assert_eq!(finished(engine, rollback.job_id).await.status, JobStatus::Completed);
+    assert_eq!(sb.version_of("patchdeck-agent").as_deref(), Some("1.0-1"));
 }

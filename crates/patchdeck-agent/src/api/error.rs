@@ -11,6 +11,8 @@
 //! | rate limit | 429 | `RATE_LIMIT_EXCEEDED` + `Retry-After`, `details.retry_after_seconds` |
 //! | [`EngineError::QueueFull`] | 429 | `QUEUE_FULL` + `Retry-After` |
 //! | [`EngineError::ExclusiveInProgress`] | 409 | `EXCLUSIVE_IN_PROGRESS` + `Retry-After` |
+//! | [`EngineError::SelfUpdateInProgress`] | 409 | `SELF_UPDATE_IN_PROGRESS` + `Retry-After: 60` |
+//! | [`EngineError::SelfUpdateBlocked`] | 409 | `PACKAGE_DB_MUTATION_IN_PROGRESS`, `details.running_jobs` |
 //! | [`EngineError::RebootBlocked`] | 409 | `REBOOT_BLOCKED`, `details.running_jobs` |
 //! | [`EngineError::RollbackNotAllowed`] | 400 | `ROLLBACK_NOT_ALLOWED` |
 //! | [`EngineError::DeleteNotAllowed`] | 409 | `DELETE_NOT_ALLOWED` |
@@ -159,6 +161,13 @@ impl From<EngineError> for ApiFailure {
             }
             EngineError::Invalid(_) => ApiFailure::new(ErrorCode::ValidationError, message),
             EngineError::Storage { .. } => ApiFailure::new(ErrorCode::JobCreateError, message),
+            EngineError::SelfUpdateInProgress { .. } => {
+                ApiFailure::new(ErrorCode::SelfUpdateInProgress, message).with_retry_after(60)
+            }
+            EngineError::SelfUpdateBlocked { running_jobs } => {
+                ApiFailure::new(ErrorCode::PackageDbMutationInProgress, message)
+                    .with_details(json!({ "running_jobs": running_jobs }))
+            }
             EngineError::AdmissionClosed { retry_after } => {
                 ApiFailure::new(ErrorCode::AdmissionClosed, message).with_retry_after(retry_after.as_secs().max(1))
             }

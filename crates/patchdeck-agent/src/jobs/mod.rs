@@ -47,8 +47,13 @@
 //!   queued (it waits for the transaction permit like any package job); from
 //!   its submission until it ends, every submission is refused. Reads and
 //!   deleting finished jobs stay allowed.
-//! * **self_update** is accepted as an operation and fails at once with
-//!   `UNSUPPORTED_OPERATION` ("not supported yet").
+//! * **self_update** upgrades the agent's own package (`self_package`) to the
+//!   requested version or its candidate, alone (exclusive: other submissions
+//!   get [`EngineError::SelfUpdateInProgress`]; refused with
+//!   [`EngineError::SelfUpdateBlocked`] while other jobs are active), records
+//!   the old version like any package job, then asks the service manager to
+//!   restart the agent without waiting ([`Rebooter::restart_agent`]); the
+//!   restart's graceful stop lets the job finish first.
 //!
 //! Error codes are listed on [`JobErrorCode`].
 
@@ -66,7 +71,7 @@ use std::time::Duration;
 
 use patchdeck_pkg::exec::{Stream, KILL_GRACE};
 use patchdeck_pkg::{BackendOptions, PackageManager, PkgError};
-use patchdeck_proto::lpa::jobs::{JobDetail, JobStatus, JobSummary};
+use patchdeck_proto::lpa::jobs::{JobDetail, JobOperation, JobStatus, JobSummary};
 use patchdeck_proto::{BackendKind, Transaction, TxAction};
 use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
@@ -108,6 +113,8 @@ pub struct EngineConfig {
     /// bound exists because a daemon a maintainer script started inherits the
     /// job's marker; the package manager's own lock still guards the database.
     pub leftover_wait: Duration,
+    /// The agent's own package, upgraded by a self-update (default `patchdeck-agent`).
+    pub self_package: String,
 }
 
 impl Default for EngineConfig {
@@ -121,6 +128,7 @@ impl Default for EngineConfig {
             event_capacity: 256,
             leftover_poll: Duration::from_secs(1),
             leftover_wait: Duration::from_secs(10 * 60),
+            self_package: "patchdeck-agent".to_owned(),
         }
     }
 }
@@ -151,6 +159,11 @@ pub enum EngineError {
     RebootBlocked { running_jobs: Vec<Uuid> },
     #[error("rollback job {job_id} is running in exclusive mode; retry when it has finished")]
     ExclusiveInProgress { job_id: Uuid },
+    #[error("self-update job {job_id} is in progress; retry when the agent has restarted")]
+    SelfUpdateInProgress { job_id: Uuid },
+    #[error("cannot update the agent while {} other job(s) are pending or running ({}); retry when they are done",
+        running_jobs.len(), join_ids(running_jobs))]
+    SelfUpdateBlocked { running_jobs: Vec<Uuid> },
     #[error("job {job_id} cannot be rolled back: {reason}")]
     RollbackNotAllowed { job_id: Uuid, reason: String },
     #[error("job {job_id} is {} and can only be deleted once it has finished", status.as_str())]
@@ -176,6 +189,8 @@ impl EngineError {
             EngineError::QueueFull { .. } => "QUEUE_FULL",
             EngineError::RebootBlocked { .. } => "REBOOT_BLOCKED",
             EngineError::ExclusiveInProgress { .. } => "EXCLUSIVE_IN_PROGRESS",
+            EngineError::SelfUpdateInProgress { .. } => "SELF_UPDATE_IN_PROGRESS",
+            EngineError::SelfUpdateBlocked { .. } => "PACKAGE_DB_MUTATION_IN_PROGRESS",
             EngineError::RollbackNotAllowed { .. } => "ROLLBACK_NOT_ALLOWED",
             EngineError::DeleteNotAllowed { .. } => "DELETE_NOT_ALLOWED",
             EngineError::NotFound(_) => "JOB_NOT_FOUND",
@@ -352,11 +367,25 @@ impl JobEngine {
                 return Err(EngineError::AdmissionClosed { retry_after: inner.config.retry_after });
             }
             if let Some(job_id) = state.exclusive {
-                return Err(EngineError::ExclusiveInProgress { job_id });
+                let self_update =
+                    state.jobs.get(&job_id).is_some_and(|r| r.detail.operation == JobOperation::SelfUpdate);
+                return Err(if self_update {
+                    EngineError::SelfUpdateInProgress { job_id }
+                } else {
+                    EngineError::ExclusiveInProgress { job_id }
+                });
             }
             let mut active: Vec<&JobRecord> = state.jobs.values().filter(|r| !r.status().is_terminal()).collect();
             if active.len() >= inner.config.max_queue_depth {
                 return Err(EngineError::QueueFull { depth: active.len(), retry_after: inner.config.retry_after });
+            }
+            if let JobRequest::SelfUpdate { .. } = request {
+                if !active.is_empty() {
+                    active.sort_by_key(|r| r.seq);
+                    return Err(EngineError::SelfUpdateBlocked {
+                        running_jobs: active.iter().map(|r| r.id()).collect(),
+                    });
+                }
             }
             if let JobRequest::Reboot { force: false, .. } = request {
                 if !active.is_empty() {
@@ -382,6 +411,8 @@ impl JobEngine {
                 }
                 rollback_of = Some(job_id);
             }
+            // A rollback and a self-update each run alone.
+            let exclusive = rollback_of.is_some() || matches!(request, JobRequest::SelfUpdate { .. });
             let now = inner.clock.now();
             let record = JobRecord {
                 format: RECORD_FORMAT,
@@ -401,7 +432,7 @@ impl JobEngine {
                     command_stdout: None,
                     command_stderr: None,
                     rollback_job_id: rollback_of,
-                    exclusive_mode: rollback_of.is_some(),
+                    exclusive_mode: exclusive,
                 },
                 seq: state.next_seq,
                 agent_pid: None,
@@ -411,7 +442,7 @@ impl JobEngine {
             store::write_record(&inner.jobs_dir, &record)
                 .map_err(|source| EngineError::Storage { path: inner.jobs_dir.clone(), source })?;
             state.next_seq += 1;
-            if rollback_of.is_some() {
+            if exclusive {
                 state.exclusive = Some(id);
             }
             let detail = record.detail.clone();
@@ -729,6 +760,11 @@ impl JobCtx {
         &*self.inner.rebooter
     }
 
+    /// The name of the agent's own package (for self-updates).
+    pub(crate) fn self_package(&self) -> &str {
+        &self.inner.config.self_package
+    }
+
     /// Fails when the job has been stopped (timed out) meanwhile.
     pub(crate) fn check(&self) -> Result<(), Failure> {
         if self.cancelled.load(Ordering::SeqCst) {
@@ -800,10 +836,6 @@ async fn run_job(inner: Arc<Inner>, id: Uuid, request: JobRequest) {
 /// transaction permit.
 async fn execute(ctx: &JobCtx, request: JobRequest) -> Result<String, Failure> {
     match request {
-        JobRequest::SelfUpdate { .. } => Err(Failure::new(
-            JobErrorCode::UnsupportedOperation,
-            "self_update is not supported yet by this agent; update the agent with the host's package manager",
-        )),
         JobRequest::Reboot { delay, force } => {
             ctx.progress(
                 50,

@@ -38,7 +38,8 @@ pub enum JobRequest {
         /// Reboot even while other jobs are pending or running.
         force: bool,
     },
-    /// The agent updating itself: accepted, and failed as not supported yet.
+    /// The agent upgrading its own package (to `target_version`, or to the
+    /// candidate), then asking the service manager to restart it.
     SelfUpdate { target_version: Option<String> },
     /// Restore the package versions recorded by a completed or failed job.
     Rollback { job_id: Uuid },
@@ -92,6 +93,7 @@ impl JobRequest {
                 | JobRequest::Remove { .. }
                 | JobRequest::PatchApply(_)
                 | JobRequest::Rollback { .. }
+                | JobRequest::SelfUpdate { .. }
         )
     }
 
@@ -178,7 +180,7 @@ impl JobRecord {
 /// | `JOB_TIMEOUT` | the whole job passed the job timeout; its processes were killed (status `timed_out`) | **yes** |
 /// | `PERMISSION_DENIED` | a file the package layer needs could not be read | no |
 /// | `VALIDATION_ERROR` | a name or version in the request or a record is invalid | no |
-/// | `UNSUPPORTED_OPERATION` | the operation is not supported (self_update; a backend without security metadata) | no |
+/// | `UNSUPPORTED_OPERATION` | the operation is not supported (a backend without security metadata) | no |
 /// | `REBOOT_ERROR` | the reboot command failed | no |
 /// | `AGENT_RESTARTED` | the agent stopped while the job was pending or running | no |
 /// | `VERIFICATION_FAILED` | after a rollback, a package is not at the recorded version | no |

@@ -1,5 +1,5 @@
-//! Rebooting the host, behind the [`Rebooter`] trait so tests never reboot
-//! the machine that runs them.
+//! Rebooting the host and restarting the agent, behind the [`Rebooter`]
+//! trait so tests never reboot the machine that runs them.
 
 use std::fmt;
 use std::time::Duration;
@@ -16,6 +16,11 @@ pub trait Rebooter: Send + Sync + fmt::Debug {
     /// Schedules a reboot `delay` from now (zero: now) and returns what was
     /// done, for the job log. Called from a blocking worker thread.
     fn reboot(&self, delay: Duration) -> Result<String, RebootError>;
+
+    /// Asks the service manager to restart the agent (after a self-update)
+    /// without waiting for it: the restart stops this process gracefully,
+    /// after the running job has finished. Called from a blocking worker.
+    fn restart_agent(&self) -> Result<String, RebootError>;
 }
 
 /// Reboots by running a command through the package layer's process runner
@@ -27,6 +32,9 @@ pub struct CommandRebooter {
     /// Run for a delay; `{minutes}` is replaced by the delay in whole minutes,
     /// rounded up (shutdown's unit). Default `shutdown -r +{minutes}`.
     pub delayed: Vec<String>,
+    /// Run to restart the agent after a self-update. Default
+    /// `systemctl restart --no-block patchdeck-agent.service`.
+    pub restart_agent: Vec<String>,
     /// How long the command may take to return.
     pub timeout: Duration,
 }
@@ -36,6 +44,7 @@ impl Default for CommandRebooter {
         CommandRebooter {
             immediate: vec!["systemctl".into(), "reboot".into()],
             delayed: vec!["shutdown".into(), "-r".into(), "+{minutes}".into()],
+            restart_agent: ["systemctl", "restart", "--no-block", "patchdeck-agent.service"].map(String::from).to_vec(),
             timeout: Duration::from_secs(60),
         }
     }
@@ -52,14 +61,23 @@ impl CommandRebooter {
     }
 }
 
-impl Rebooter for CommandRebooter {
-    fn reboot(&self, delay: Duration) -> Result<String, RebootError> {
-        let argv = self.command_for(delay);
+impl CommandRebooter {
+    fn run(&self, argv: &[String], what: &str) -> Result<String, RebootError> {
         let Some((program, args)) = argv.split_first() else {
-            return Err(RebootError("the reboot command is empty".into()));
+            return Err(RebootError(format!("the {what} command is empty")));
         };
         let cmd = Cmd::new(program.clone(), self.timeout).args(args);
         cmd.run_ok(&[0], None).map_err(|e| RebootError(e.to_string()))?;
         Ok(format!("ran `{cmd}`"))
+    }
+}
+
+impl Rebooter for CommandRebooter {
+    fn reboot(&self, delay: Duration) -> Result<String, RebootError> {
+        self.run(&self.command_for(delay), "reboot")
+    }
+
+    fn restart_agent(&self) -> Result<String, RebootError> {
+        self.run(&self.restart_agent, "restart")
     }
 }

@@ -35,9 +35,8 @@ pub(super) fn run_package_job(ctx: &JobCtx, pm: &dyn PackageManager, request: Jo
         }
         JobRequest::PatchApply(request) => patch_apply(ctx, pm, request),
         JobRequest::Rollback { job_id } => rollback(ctx, pm, job_id),
-        JobRequest::Reboot { .. } | JobRequest::SelfUpdate { .. } => {
-            Err(Failure::new(JobErrorCode::InternalError, "not a package job"))
-        }
+        JobRequest::SelfUpdate { target_version } => self_update(ctx, pm, target_version),
+        JobRequest::Reboot { .. } => Err(Failure::new(JobErrorCode::InternalError, "not a package job")),
     }
 }
 
@@ -126,6 +125,43 @@ fn candidate(
         return Ok(None);
     }
     Err(Failure::new(JobErrorCode::PkgNotFound, format!("{name} is not installed")))
+}
+
+/// Upgrades the agent's own package, then asks the service manager to
+/// restart the agent. The job runs alone (exclusive) and records the old
+/// version, so it can be rolled back like any package job.
+fn self_update(ctx: &JobCtx, pm: &dyn PackageManager, target_version: Option<String>) -> Result<String, Failure> {
+    let name = ctx.self_package().to_owned();
+    ctx.progress(0, format!("updating the agent package {name}"));
+    let mut sink = |stream, line: &str| ctx.output_line(stream, line);
+    pm.refresh(Some(&mut sink)).map_err(|e| pkg_failure(ctx, e))?;
+    ctx.progress(10, "package index refreshed");
+    let installed = pm.installed().map_err(|e| pkg_failure(ctx, e))?;
+    if !installed.iter().any(|p| p.name == name) {
+        return Err(Failure::new(
+            JobErrorCode::PkgNotFound,
+            format!("{name} is not installed as a package here; update the agent the way it was installed"),
+        ));
+    }
+    let pin = match target_version {
+        Some(version) => Pin::new(&name, &version).map_err(Failure::from)?,
+        None => {
+            let updates = pm.updates().map_err(|e| pkg_failure(ctx, e))?;
+            match candidate(ctx, &name, &updates, &installed)? {
+                Some(pin) => pin,
+                None => return Ok(format!("{name} is already up to date; nothing to restart")),
+            }
+        }
+    };
+    let changed = transact(ctx, pm, Operation::Upgrade(UpgradeScope::Exact(vec![pin.clone()])))?;
+    if changed == 0 {
+        return Ok(format!("{pin} is already installed; nothing to restart"));
+    }
+    ctx.progress(90, format!("installed {pin}; restarting the agent"));
+    ctx.check()?;
+    let done = ctx.rebooter().restart_agent().map_err(|e| Failure::new(JobErrorCode::RebootError, e.to_string()))?;
+    ctx.log(done);
+    Ok(format!("updated to {pin}; the agent restarts when this job has finished"))
 }
 
 fn patch_apply(ctx: &JobCtx, pm: &dyn PackageManager, request: PatchApply) -> Result<String, Failure> {
