@@ -3,7 +3,9 @@
 #  1. version comparison throughput (cargo bench -p patchdeck-version)
 #  2. `patchdeck-agent scan --no-refresh` on this host against the package-manager commands it runs,
 #     replayed from its own debug log, both timed with hyperfine;
-#  3. the agent's own share of a scan, from its debug log (scripts/scan_overhead.py).
+#  3. the agent's own share of a scan, from its debug log (scripts/scan_overhead.py);
+#  4. the push API: idle memory of `patchdeck-agent serve`, GET /api/v1/packages latency with
+#     2,000 installed packages, 100 concurrent mTLS clients (cargo bench --bench push_api).
 # Usage: scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,3 +36,6 @@ hyperfine --warmup 3 --runs 20 -N \
 
 step "the agent's own share of a scan"
 BIN="$bin" python3 scripts/scan_overhead.py
+
+step "push API: idle memory, packages latency, 100 concurrent mTLS clients"
+cargo bench --locked -p patchdeck-agent --bench push_api
