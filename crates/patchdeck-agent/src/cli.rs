@@ -41,6 +41,8 @@ enum Command {
         #[arg(long, env = "PATCHDECK_AGENT_STATE_DIR")]
         state_dir: Option<PathBuf>,
     },
+    /// Print the commented default config file (same as `config example`).
+    PrintConfig,
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -135,7 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Config { command: ConfigCommand::Example } => {
+        Command::PrintConfig | Command::Config { command: ConfigCommand::Example } => {
             print!("{EXAMPLE}");
             Ok(())
         }
@@ -146,17 +148,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Scan(args) => run_scan(cli.config, args),
         Command::Serve { state_dir } => {
-            let mut config = AgentConfig::load(cli.config.as_deref())?;
-            if let Some(dir) = state_dir {
-                config.state_dir = dir;
-            }
-            config.validate()?;
+            let source = crate::reload::ConfigSource { path: cli.config, state_dir };
+            let config = source.load()?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("patchdeck-agent")
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(crate::serve::run(config))
+            runtime.block_on(crate::serve::run(config, source))
         }
     }
 }

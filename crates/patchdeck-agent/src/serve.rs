@@ -5,7 +5,8 @@
 //! and certificate watcher. Tells systemd when it is ready (`Type=notify`).
 //! On SIGTERM or SIGINT it stops accepting connections and jobs, lets a
 //! running package transaction finish or reach its timeout, flushes the
-//! audit log and exits.
+//! audit log and exits. While it runs, the config file, the allow-list and the certificates are
+//! watched and reloaded ([`crate::reload`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,13 +19,13 @@ use crate::api::{self, ApiConfig, ApiState, Inventory, InventoryConfig};
 use crate::audit::{Actor, AuditEvent, AuditLog, Outcome};
 use crate::config::AgentConfig;
 use crate::jobs::{Clock, CommandRebooter, JobEngine, JobEventKind, PackageBackend, SystemClock};
+use crate::reload::{ConfigSource, LivePush, Reloader};
 use crate::systemd;
-use crate::transport::{
-    AllowList, FileWatcher, HandshakeFailure, Listener, PeerIdentity, ServerTls, TlsPaths, TransportConfig,
-};
+use crate::transport::{AllowList, FileWatcher, HandshakeFailure, Listener, PeerIdentity, ServerTls, TransportConfig};
 
-/// Runs the host service until SIGTERM or SIGINT.
-pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
+/// Runs the host service until SIGTERM or SIGINT. `config` was loaded from `source`, which is
+/// watched for changes.
+pub async fn run(config: AgentConfig, source: ConfigSource) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let audit = if config.audit.enabled {
         AuditLog::open(&config.audit, Arc::clone(&clock)).context("opening the audit log")?
@@ -49,12 +50,14 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     tokio::spawn(audit_job_outcomes(engine.clone(), audit.clone()));
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let push = if config.push.enabled {
+    let mut push = if config.push.enabled {
         Some(start_push(&config, engine.clone(), backend, audit.clone(), stop_rx.clone()).await?)
     } else {
         tracing::info!("push API disabled (push.enabled: false): no port is open");
         None
     };
+    let live = push.as_mut().and_then(|p| p.live.take());
+    let reloader = Reloader::new(source, config.clone(), audit.clone(), live).spawn();
 
     if let Err(err) = systemd::notify("READY=1") {
         tracing::warn!(%err, "could not notify systemd");
@@ -68,9 +71,9 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let _ = systemd::notify("STOPPING=1");
     let _ = stop_tx.send(true);
     engine.close_admission();
+    reloader.abort();
     if let Some(push) = push {
         push.server.await.context("the API server task failed")?.context("the API server failed")?;
-        push.watcher.abort();
     }
     let grace = Duration::from_secs(config.jobs.job_timeout_secs) + Duration::from_secs(30);
     let left = engine.drain(grace).await;
@@ -84,7 +87,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
 struct Push {
     addr: SocketAddr,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    watcher: tokio::task::JoinHandle<()>,
+    /// Handed to the [`Reloader`].
+    live: Option<LivePush>,
 }
 
 /// Loads the certificates (refusing to start when they are unusable), the
@@ -98,12 +102,7 @@ async fn start_push(
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Push> {
     let push = &config.push;
-    let paths = TlsPaths {
-        ca_bundle: push.ca_bundle.clone(),
-        server_cert: push.server_cert.clone(),
-        server_key: push.server_key.clone(),
-        crl: push.crl.clone(),
-    };
+    let paths = crate::reload::tls_paths(push);
     let tls = ServerTls::load(&paths).context("push API certificates")?;
     let allowlist = AllowList::load_or_deny_all(&push.allowlist).await;
     if let Some(reason) = allowlist.deny_reason() {
@@ -114,39 +113,22 @@ async fn start_push(
         Listener::bind(push.listen, transport).await.with_context(|| format!("listening on {}", push.listen))?;
     let addr = listener.local_addr()?;
 
-    let watcher = FileWatcher::new(listener.reload_handle(), Some(push.allowlist.clone()), Some(paths));
-    let source = push.allowlist.display().to_string();
-    let audit_log = audit.clone();
-    let watcher = watcher.spawn_with(Duration::from_secs(push.reload_interval_secs), move |outcome| {
-        if let Some(result) = outcome.allowlist {
-            let (outcome, error) = outcome_of(result);
-            audit.record(AuditEvent::ConfigReload { source: source.clone(), outcome, error });
-        }
-        if let Some(result) = outcome.tls {
-            let (outcome, error) = outcome_of(result);
-            audit.record(AuditEvent::CertificateReload { outcome, error });
-        }
-    });
+    let transport = listener.reload_handle();
+    let files = FileWatcher::new(transport.clone(), Some(push.allowlist.clone()), Some(paths));
 
     let inventory = Inventory::load(backend, engine.clone(), InventoryConfig::default())
         .await
         .context("reading the package inventory for the push API")?;
-    let api_config = ApiConfig { rate_limits: push.rate_limits(), audit: Some(audit_log), ..ApiConfig::default() };
+    let api_config = ApiConfig { rate_limits: push.rate_limits(), audit: Some(audit), ..ApiConfig::default() };
     let state = ApiState::new(engine, inventory, api_config);
+    let live = LivePush { transport, api: state.clone(), files };
     let server = tokio::spawn(async move {
         api::serve(listener, state, async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         })
         .await
     });
-    Ok(Push { addr, server, watcher })
-}
-
-fn outcome_of<E: std::fmt::Display>(result: Result<(), E>) -> (Outcome, Option<String>) {
-    match result {
-        Ok(()) => (Outcome::Success, None),
-        Err(err) => (Outcome::Failure, Some(err.to_string())),
-    }
+    Ok(Push { addr, server, live: Some(live) })
 }
 
 /// Records each finished job as a package operation.
@@ -164,10 +146,15 @@ async fn audit_job_outcomes(engine: JobEngine, audit: AuditLog) {
         if event.kind != JobEventKind::Status || !event.status.is_terminal() {
             continue;
         }
-        let packages = engine.get(event.job_id).map(|d| d.packages).unwrap_or_default();
+        let record = engine.record(event.job_id).ok();
+        let packages = record.as_ref().map(|r| r.detail.packages.clone()).unwrap_or_default();
+        let actor = match record.and_then(|r| r.requested_by) {
+            Some(r) => Actor::Peer { addr: r.addr, cn: r.cn, serial: r.serial, fingerprint: r.fingerprint },
+            None => Actor::Agent,
+        };
         let outcome = if event.error.is_none() { Outcome::Success } else { Outcome::Failure };
         audit.record(AuditEvent::PackageOperation {
-            actor: Actor::Agent,
+            actor,
             job_id: event.job_id.to_string(),
             operation: event.operation.as_str().to_owned(),
             packages,

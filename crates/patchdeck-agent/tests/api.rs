@@ -985,9 +985,185 @@ async fn the_serve_command_runs_the_whole_service_and_stops_on_sigterm() {
         find("request", &|l| l["path"] == "/api/v1/health" && l["status"] == 200 && l["actor"]["cn"] == "manager-7"),
         "{lines:#?}"
     );
-    assert!(find("package_operation", &|l| l["operation"] == "patch_apply" && l["outcome"] == "success"), "{lines:#?}");
+    assert!(
+        find("package_operation", &|l| l["operation"] == "patch_apply"
+            && l["outcome"] == "success"
+            && l["actor"]["cn"] == "manager-7"),
+        "the job is audited with the client that asked for it: {lines:#?}"
+    );
     assert!(
         find("allowlist_denied", &|l| l["actor"]["addr"].as_str().is_some_and(|a| a.starts_with("127.0.0.2"))),
         "{lines:#?}"
     );
+}
+
+/// `patchdeck-agent serve` reloads its config file: an invalid file is refused and audited and the
+/// limits in force stay (all of them, even the valid keys of the refused file); a valid file puts
+/// tighter rate limits in force at once and names the keys that wait for a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serve_command_reloads_its_config_file_and_refuses_an_invalid_one() {
+    let sb = AptSandbox::builder().installed(&["hello=1.0-1"]).build();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    let server = ca.leaf("agent-under-test", &["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth, &[0x21, 1]);
+    let file = |name: &str, text: &str| {
+        // Written aside and renamed over, as a deployment tool does.
+        let path = dir.path().join(name);
+        let tmp = dir.path().join(format!("{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        path
+    };
+    let ca_pem = file("ca.pem", &ca.cert.pem());
+    let cert = file("server.pem", &server.cert.pem());
+    let key = file("server.key", &server.key.serialize_pem());
+    let allowlist = file("allowlist", "127.0.0.1\n");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let options = sb.options();
+    let audit = dir.path().join("audit.jsonl");
+    // The config, with `extra` lines appended to the `push:` section and `jobs` as given.
+    let config_text = |push_extra: &str, jobs: &str| {
+        format!(
+            "package_manager:\n  backend: apt\n  root: {root}\n  config_file: {apt_conf}\n\
+             state_dir: {state}\n\
+             jobs:\n  max_concurrent: {jobs}\n\
+             push:\n  enabled: true\n  listen: 127.0.0.1:{port}\n  ca_bundle: {ca}\n  server_cert: {cert}\n  \
+             server_key: {key}\n  allowlist: {allow}\n{push_extra}\
+             audit:\n  file:\n    path: {audit}\n  journald:\n    mode: \"off\"\n",
+            root = options.root.display(),
+            apt_conf = options.config_file.as_ref().unwrap().display(),
+            state = dir.path().join("state").display(),
+            ca = ca_pem.display(),
+            cert = cert.display(),
+            key = key.display(),
+            allow = allowlist.display(),
+            audit = audit.display(),
+        )
+    };
+    let config = file("agent.yaml", &config_text("  reload_interval_secs: 1\n", "5"));
+    let notify_path = dir.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(GUARD)).unwrap();
+    let mut agent = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_patchdeck-agent"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env_remove("PATCHDECK_AGENT_STATE_DIR")
+            .env_remove("PATCHDECK_LOG")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY=1 from the agent");
+    assert_eq!(&buf[..n], b"READY=1");
+
+    let leaf = ca.leaf("manager-8", &[], ExtendedKeyUsagePurpose::ClientAuth, &[0x30, 8]);
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(client_tls(&ca, &leaf, &[b"http/1.1"]))
+        .timeout(GUARD)
+        .build()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let client = Client { http, base: format!("https://{addr}"), leaf, addr };
+    // A cheap mutation: refused by validation (400) unless the rate limit refuses it first (429).
+    let mutate = || client.call(Method::POST, "/api/v1/packages", Some(json!({"packages": [{"name": "-bad"}]})));
+    let audit_lines = || -> Vec<Value> {
+        std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let config_source = config.display().to_string();
+    let reloads = |outcome: &str| {
+        audit_lines()
+            .into_iter()
+            .filter(|l| {
+                l["event"] == "config_reload" && l["source"] == config_source.as_str() && l["outcome"] == outcome
+            })
+            .collect::<Vec<_>>()
+    };
+    let wait_for = |outcome: &'static str| {
+        let reloads = &reloads;
+        async move {
+            for _ in 0..600 {
+                if let Some(line) = reloads(outcome).into_iter().next() {
+                    return line;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("no config_reload {outcome} in the audit log: {:#?}", audit_lines());
+        }
+    };
+
+    // The default limits: a burst of 10 mutations.
+    for _ in 0..2 {
+        assert_eq!(mutate().await.status, StatusCode::BAD_REQUEST);
+    }
+
+    // An invalid file, whose valid keys would allow one mutation: refused as a whole.
+    file(
+        "agent.yaml",
+        &config_text("  reload_interval_secs: 0\n  mutations_burst: 1\n  mutations_per_minute: 1\n", "5"),
+    );
+    let refused = wait_for("failure").await;
+    let error = refused["error"].as_str().unwrap();
+    assert!(error.contains("push.reload_interval_secs must be between 1 and 3600, got 0"), "{refused}");
+    assert!(error.contains(&config_source), "{refused}");
+    assert!(reloads("success").is_empty(), "{:#?}", audit_lines());
+    for _ in 0..3 {
+        let r = mutate().await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "the old limits stay in force: {}", r.body);
+    }
+
+    // A valid file: two more mutations at most, then 429; jobs.max_concurrent waits for a restart.
+    file(
+        "agent.yaml",
+        &config_text("  reload_interval_secs: 1\n  mutations_burst: 2\n  mutations_per_minute: 1\n", "2"),
+    );
+    let applied = wait_for("success").await;
+    assert_eq!(applied["error"], "takes effect at the next restart: jobs.max_concurrent", "{applied}");
+    for _ in 0..2 {
+        assert_eq!(mutate().await.status, StatusCode::BAD_REQUEST);
+    }
+    let r = mutate().await;
+    assert_eq!((r.status, r.code()), (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED"), "{}", r.body);
+    // Reads keep their own, unchanged limits.
+    assert_eq!(client.get("/api/v1/packages?name=hello").await.status, StatusCode::OK);
+
+    let pid = agent.0.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let n = notify.recv(&mut buf).expect("STOPPING=1 from the agent");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let status = agent.0.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(agent.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("config reload refused; the configuration in force stays"), "{stderr}");
+    assert!(stderr.contains("takes effect at the next restart: jobs.max_concurrent"), "{stderr}");
+
+    // After the flush at exit: exactly one refusal and one success for the config file, in order.
+    let lines = audit_lines();
+    let reload_outcomes: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event"] == "config_reload" && l["source"] == config_source.as_str())
+        .map(|l| l["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(reload_outcomes, ["failure", "success"], "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l["event"] == "request" && l["status"] == 429 && l["actor"]["cn"] == "manager-8"),
+        "{lines:#?}"
+    );
+}
+
+/// Kills the agent if a test fails before it stopped it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

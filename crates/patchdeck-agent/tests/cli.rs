@@ -156,3 +156,25 @@ fn no_supported_package_manager_is_a_clear_error() {
         "error: no supported package manager found: distribution \"plan9\" and none of apt-get, dnf, yum, zypper, pacman, apk on PATH"
     );
 }
+
+#[test]
+fn print_config_prints_the_commented_defaults() {
+    let out = agent().arg("print-config").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text, patchdeck_agent::config::EXAMPLE);
+    let example = agent().args(["config", "example"]).output().unwrap();
+    assert!(example.status.success(), "{example:?}");
+    assert_eq!(example.stdout, text.as_bytes(), "`config example` prints the same text");
+    // Commented, and a valid config file: the defaults.
+    assert!(text.lines().filter(|l| l.trim_start().starts_with('#')).count() > 20, "{text}");
+    assert!(text.contains("# Changing it while `serve` runs"), "{text}");
+    assert_eq!(
+        patchdeck_agent::config::AgentConfig::parse(&text).unwrap(),
+        patchdeck_agent::config::AgentConfig::default()
+    );
+    // It needs no config file, even when the configured one is missing.
+    let out = agent().args(["print-config", "--config", "/nonexistent/agent.yaml"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, text.as_bytes());
+}

@@ -413,6 +413,7 @@ fn interrupted_record(id: Uuid, status: JobStatus, seq: u64, agent_pid: u32) -> 
         agent_pid: (status == JobStatus::Running).then_some(agent_pid),
         started_at: (status == JobStatus::Running).then_some(now),
         changes: Vec::new(),
+        requested_by: None,
     }
 }
 

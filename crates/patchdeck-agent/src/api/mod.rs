@@ -128,3 +128,21 @@ pub fn client_key(peer: Option<&PeerIdentity>, fallback_ip: Option<std::net::IpA
         (None, None) => "unknown".to_owned(),
     }
 }
+
+/// The client certificate behind a request, as the job engine records it
+/// (an extractor for the handlers that submit jobs).
+#[derive(Debug, Clone, Default)]
+pub struct RequestedBy(pub Option<crate::jobs::Requester>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RequestedBy {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestedBy(parts.extensions.get::<PeerIdentity>().map(|peer| crate::jobs::Requester {
+            addr: peer.addr,
+            cn: peer.subject_cn.clone(),
+            serial: Some(peer.serial_hex.clone()),
+            fingerprint: Some(peer.sha256_fingerprint.clone()),
+        })))
+    }
+}

@@ -5,11 +5,16 @@
 //! The client is the verified client certificate (its serial number) when the request came through
 //! the mTLS transport, else the peer IP. A refused request gets `429 RATE_LIMIT_EXCEEDED` with
 //! `Retry-After` and `details.retry_after_seconds`: the whole seconds until a token is back.
+//!
+//! The limits can be replaced while the API runs ([`RateLimiter::set_config`], used by the config
+//! reload): the next request is checked against the new rates, and a bucket holding more tokens
+//! than the new burst is cut down to it at once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
@@ -63,7 +68,7 @@ struct Bucket {
 /// Token buckets per (client, class).
 #[derive(Debug)]
 pub struct RateLimiter {
-    config: RateLimitConfig,
+    config: ArcSwap<RateLimitConfig>,
     buckets: Mutex<HashMap<(String, Class), Bucket>>,
 }
 
@@ -72,14 +77,26 @@ const IDLE_FORGET: Duration = Duration::from_secs(600);
 
 impl RateLimiter {
     pub fn new(config: RateLimitConfig) -> Self {
-        RateLimiter { config, buckets: Mutex::new(HashMap::new()) }
+        RateLimiter { config: ArcSwap::from_pointee(config), buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> Arc<RateLimitConfig> {
+        self.config.load_full()
+    }
+
+    /// Puts `config` in force, atomically, for every request checked from now on. Buckets are
+    /// kept: a client keeps the tokens it has, up to the new burst.
+    pub fn set_config(&self, config: RateLimitConfig) {
+        self.config.store(Arc::new(config));
     }
 
     /// Takes a token for `client` in `class` at `now`; `Err(seconds)` to wait if there is none.
     pub fn check(&self, client: &str, class: Class, now: Instant) -> Result<(), u64> {
+        let config = self.config.load();
         let rate = match class {
-            Class::Read => self.config.reads,
-            Class::Mutation => self.config.mutations,
+            Class::Read => config.reads,
+            Class::Mutation => config.mutations,
         };
         let per_second = f64::from(rate.per_minute) / 60.0;
         let burst = f64::from(rate.burst.max(1));
@@ -150,6 +167,26 @@ mod tests {
         // One token per second comes back.
         assert_eq!(limiter.check("a", Class::Read, t0 + Duration::from_secs(1)), Ok(()));
         assert_eq!(limiter.check("a", Class::Read, t0 + Duration::from_secs(1)), Err(1));
+    }
+
+    #[test]
+    fn new_limits_apply_to_the_next_request() {
+        let limiter = RateLimiter::new(RateLimitConfig {
+            reads: Rate { per_minute: 60, burst: 5 },
+            mutations: Rate { per_minute: 60, burst: 5 },
+        });
+        let t0 = Instant::now();
+        assert_eq!(limiter.check("a", Class::Mutation, t0), Ok(()));
+        let tight =
+            RateLimitConfig { reads: Rate { per_minute: 60, burst: 5 }, mutations: Rate { per_minute: 6, burst: 1 } };
+        limiter.set_config(tight.clone());
+        assert_eq!(*limiter.config(), tight);
+        // The bucket had 4 tokens left; the new burst cuts it to 1.
+        assert_eq!(limiter.check("a", Class::Mutation, t0), Ok(()));
+        assert_eq!(limiter.check("a", Class::Mutation, t0), Err(10));
+        // Looser limits refill at the new rate, up to the new burst.
+        limiter.set_config(RateLimitConfig::default());
+        assert_eq!(limiter.check("a", Class::Mutation, t0 + Duration::from_secs(30)), Ok(()));
     }
 
     #[test]

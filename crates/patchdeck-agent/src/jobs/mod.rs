@@ -78,7 +78,7 @@ use uuid::Uuid;
 
 pub use model::{
     Clock, JobErrorCode, JobEvent, JobEventKind, JobRecord, JobRequest, ManualClock, PatchApply, RecordedChange,
-    SystemClock, JOB_MARKER_ENV, RECORD_FORMAT,
+    Requester, SystemClock, JOB_MARKER_ENV, RECORD_FORMAT,
 };
 pub use reboot::{CommandRebooter, RebootError, Rebooter};
 
@@ -358,6 +358,10 @@ impl JobEngine {
     /// Admits a job and starts it in the background. Must be called within a
     /// Tokio runtime. Returns the job as created (`pending`).
     pub async fn submit(&self, request: JobRequest) -> Result<JobDetail, EngineError> {
+        self.submit_inner(request, None).await
+    }
+
+    async fn submit_inner(&self, request: JobRequest, requester: Option<Requester>) -> Result<JobDetail, EngineError> {
         request.validate().map_err(EngineError::Invalid)?;
         let inner = &self.inner;
         let id = Uuid::new_v4();
@@ -438,6 +442,7 @@ impl JobEngine {
                 agent_pid: None,
                 started_at: None,
                 changes: Vec::new(),
+                requested_by: requester,
             };
             store::write_record(&inner.jobs_dir, &record)
                 .map_err(|source| EngineError::Storage { path: inner.jobs_dir.clone(), source })?;
@@ -459,6 +464,12 @@ impl JobEngine {
     /// [`JobRequest::Rollback`].
     pub async fn rollback(&self, job_id: Uuid) -> Result<JobDetail, EngineError> {
         self.submit(JobRequest::Rollback { job_id }).await
+    }
+
+    /// [`JobEngine::submit`] on behalf of `requester`, who is kept in the job
+    /// record for the audit log.
+    pub async fn submit_as(&self, request: JobRequest, requester: Option<Requester>) -> Result<JobDetail, EngineError> {
+        self.submit_inner(request, requester).await
     }
 
     /// One job, with its log.

@@ -153,6 +153,18 @@ pub struct JobRecord {
     /// Every package the job's transactions touched, recorded before they ran.
     #[serde(default)]
     pub changes: Vec<RecordedChange>,
+    /// Who asked for the job (the push API's client certificate), for the audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<Requester>,
+}
+
+/// The client that asked for a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requester {
+    pub addr: std::net::SocketAddr,
+    pub cn: Option<String>,
+    pub serial: Option<String>,
+    pub fingerprint: Option<String>,
 }
 
 impl JobRecord {

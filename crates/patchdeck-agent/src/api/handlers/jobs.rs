@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use super::query;
 use crate::api::error::{accepted, ok};
-use crate::api::{ApiFailure, ApiResult, ApiState};
+use crate::api::{ApiFailure, ApiResult, ApiState, RequestedBy};
+use crate::jobs::JobRequest;
 
 /// `GET /api/v1/jobs`: newest first; `total` counts every job with the status asked for.
 pub async fn list_jobs(State(state): State<ApiState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
@@ -32,9 +33,13 @@ pub async fn delete_job(State(state): State<ApiState>, Path(id): Path<String>) -
 }
 
 /// `POST /api/v1/jobs/{id}/rollback`: a new exclusive job restoring what job `id` changed.
-pub async fn rollback_job(State(state): State<ApiState>, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn rollback_job(
+    State(state): State<ApiState>,
+    requested_by: RequestedBy,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = job_id(&id)?;
-    let job = state.engine().rollback(id).await?;
+    let job = state.engine().submit_as(JobRequest::Rollback { job_id: id }, requested_by.0).await?;
     Ok(accepted(RollbackAccepted::new(job.job_id, id)))
 }
 

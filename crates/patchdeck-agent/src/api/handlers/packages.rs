@@ -13,7 +13,7 @@ use patchdeck_proto::lpa::{
 
 use super::{optional, query, required};
 use crate::api::error::{accepted, ok};
-use crate::api::{ApiFailure, ApiResult, ApiState, SELF_PACKAGE_NAMES};
+use crate::api::{ApiFailure, ApiResult, ApiState, RequestedBy, SELF_PACKAGE_NAMES};
 use crate::jobs::JobRequest;
 
 /// `GET /api/v1/packages`: installed packages, filtered, sorted and paged (`total` counts every match).
@@ -35,7 +35,12 @@ pub async fn get_package(State(state): State<ApiState>, Path(name): Path<String>
 }
 
 /// `POST /api/v1/packages`: install, each package optionally at an exact version.
-pub async fn create_packages(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn create_packages(
+    State(state): State<ApiState>,
+    requested_by: RequestedBy,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let request: InstallRequest = required(&headers, body).await?;
     refuse_options(&request.options(), "options")?;
     let mut specs = Vec::with_capacity(request.packages.len());
@@ -43,7 +48,7 @@ pub async fn create_packages(State(state): State<ApiState>, headers: HeaderMap, 
         specs.push(spec(&format!("packages[{i}]"), &p.name, p.version.as_deref())?);
     }
     let names = request.packages.iter().map(|p| p.name.clone()).collect();
-    let job = state.engine().submit(JobRequest::Install { packages: specs }).await?;
+    let job = state.engine().submit_as(JobRequest::Install { packages: specs }, requested_by.0).await?;
     Ok(accepted(JobAccepted::install(job.job_id, names)))
 }
 
@@ -51,6 +56,7 @@ pub async fn create_packages(State(state): State<ApiState>, headers: HeaderMap, 
 /// own package name means a self-update.
 pub async fn update_package(
     State(state): State<ApiState>,
+    requested_by: RequestedBy,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -64,13 +70,14 @@ pub async fn update_package(
         let spec = spec("name", &name, request.version.as_deref())?;
         (JobRequest::Update { packages: vec![spec] }, JobOperation::Update)
     };
-    let job = state.engine().submit(job_request).await?;
+    let job = state.engine().submit_as(job_request, requested_by.0).await?;
     Ok(accepted(JobAccepted::update(job.job_id, operation, name)))
 }
 
 /// `DELETE /api/v1/packages/{name}`.
 pub async fn delete_package(
     State(state): State<ApiState>,
+    requested_by: RequestedBy,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
@@ -83,7 +90,7 @@ pub async fn delete_package(
         return Err(ApiFailure::validation("force", "forced removal is not supported by this agent"));
     }
     let package = PackageName::parse(&name).map_err(|e| ApiFailure::validation("name", e))?;
-    let job = state.engine().submit(JobRequest::Remove { packages: vec![package] }).await?;
+    let job = state.engine().submit_as(JobRequest::Remove { packages: vec![package] }, requested_by.0).await?;
     Ok(accepted(JobAccepted::remove(job.job_id, name)))
 }
 

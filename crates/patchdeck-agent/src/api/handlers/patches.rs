@@ -11,7 +11,7 @@ use patchdeck_proto::lpa::{JobAccepted, PatchApplyRequest, PatchList};
 
 use super::optional;
 use crate::api::error::{accepted, ok};
-use crate::api::{ApiFailure, ApiResult, ApiState};
+use crate::api::{ApiFailure, ApiResult, ApiState, RequestedBy};
 use crate::jobs::{JobRequest, PatchApply};
 
 /// `GET /api/v1/patches`.
@@ -21,7 +21,12 @@ pub async fn list_patches(State(state): State<ApiState>) -> ApiResult<Response> 
 }
 
 /// `POST /api/v1/patches/apply`: the named updates, or all of them (body optional).
-pub async fn apply_patches(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn apply_patches(
+    State(state): State<ApiState>,
+    requested_by: RequestedBy,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let request: PatchApplyRequest = optional(&headers, body).await?;
     let mut packages = Vec::new();
     for (i, name) in request.selected().unwrap_or_default().iter().enumerate() {
@@ -30,12 +35,15 @@ pub async fn apply_patches(State(state): State<ApiState>, headers: HeaderMap, bo
     let names = packages.iter().map(|p| p.as_str().to_owned()).collect();
     let job = state
         .engine()
-        .submit(JobRequest::PatchApply(PatchApply {
-            packages,
-            allow_reboot: request.allow_reboot,
-            force_reboot: false,
-            reboot_delay: Duration::from_secs(request.reboot_delay_seconds),
-        }))
+        .submit_as(
+            JobRequest::PatchApply(PatchApply {
+                packages,
+                allow_reboot: request.allow_reboot,
+                force_reboot: false,
+                reboot_delay: Duration::from_secs(request.reboot_delay_seconds),
+            }),
+            requested_by.0,
+        )
         .await?;
     Ok(accepted(JobAccepted::patch_apply(job.job_id, names, request.allow_reboot)))
 }

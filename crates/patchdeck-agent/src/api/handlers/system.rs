@@ -17,7 +17,7 @@ use patchdeck_proto::lpa::{
 
 use super::optional;
 use crate::api::error::{accepted, ok};
-use crate::api::{ApiFailure, ApiResult, ApiState};
+use crate::api::{ApiFailure, ApiResult, ApiState, RequestedBy};
 use crate::jobs::JobRequest;
 
 /// The package index counts as fresh for this long (`/health`'s `cache_status`).
@@ -90,13 +90,18 @@ pub async fn get_health(State(state): State<ApiState>) -> ApiResult<Response> {
 }
 
 /// `POST /api/v1/system/reboot` (body optional).
-pub async fn create_reboot(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn create_reboot(
+    State(state): State<ApiState>,
+    requested_by: RequestedBy,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let request: RebootRequest = optional(&headers, body).await?;
     if let Some(reason) = &request.reason {
         tracing::info!(reason, delay_seconds = request.delay_seconds, force = request.force, "reboot requested");
     }
     let delay = Duration::from_secs(request.delay_seconds);
-    let job = state.engine().submit(JobRequest::Reboot { delay, force: request.force }).await?;
+    let job = state.engine().submit_as(JobRequest::Reboot { delay, force: request.force }, requested_by.0).await?;
     let scheduled_at = job.created_at.checked_add(delay).unwrap_or(job.created_at);
     Ok(accepted(RebootAccepted::new(job.job_id, scheduled_at, request.delay_seconds, request.force)))
 }
