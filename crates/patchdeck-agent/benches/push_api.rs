@@ -17,13 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use patchdeck_testkit::pki::Ca;
 use patchdeck_testkit::AptSandbox;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SerialNumber,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore};
+use rcgen::ExtendedKeyUsagePurpose;
 
 const BIN: &str = env!("CARGO_BIN_EXE_patchdeck-agent");
 const PACKAGES: usize = 2_000;
@@ -37,57 +33,11 @@ const GUARD: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------------------------
 // PKI (as in tests/api.rs)
 
-struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
-    cert: rcgen::Certificate,
-}
-
-struct Leaf {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "Patchdeck Bench CA");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca { params, key, cert }
-    }
-
-    fn leaf(&self, cn: &str, sans: &[&str], eku: ExtendedKeyUsagePurpose, serial: &[u8]) -> Leaf {
-        let mut params = CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![eku];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.serial_number = Some(SerialNumber::from_slice(serial));
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &Issuer::from_params(&self.params, &self.key)).unwrap();
-        Leaf { cert, key }
-    }
-
-    /// A client with its own certificate and at most one pooled (kept-alive) connection.
-    fn client(&self, cn: &str, serial: &[u8]) -> reqwest::Client {
-        let leaf = self.leaf(cn, &[], ExtendedKeyUsagePurpose::ClientAuth, serial);
-        let mut roots = RootCertStore::empty();
-        roots.add(self.cert.der().clone()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_client_auth_cert(
-                vec![CertificateDer::from(leaf.cert.der().to_vec())],
-                PrivateKeyDer::Pkcs8(leaf.key.serialize_der().into()),
-            )
-            .unwrap();
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        reqwest::Client::builder().use_preconfigured_tls(tls).pool_max_idle_per_host(1).timeout(GUARD).build().unwrap()
-    }
+/// A client with its own certificate and at most one pooled (kept-alive) connection.
+fn new_client(ca: &Ca, cn: &str, serial: &[u8]) -> reqwest::Client {
+    let leaf = ca.leaf(cn, &[], ExtendedKeyUsagePurpose::ClientAuth, serial);
+    let tls = ca.client_tls(&leaf, &[b"http/1.1"]);
+    reqwest::Client::builder().use_preconfigured_tls(tls).pool_max_idle_per_host(1).timeout(GUARD).build().unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -104,7 +54,7 @@ impl Agent {
     /// Starts `patchdeck-agent serve` on the sandbox and waits for READY=1.
     fn start(sb: &AptSandbox) -> Agent {
         let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new();
+        let ca = Ca::new("Patchdeck Bench CA");
         let server = ca.leaf("agent-under-bench", &["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth, &[0x20, 1]);
         let file = |name: &str, text: &str| -> PathBuf {
             let path = dir.path().join(name);
@@ -270,7 +220,7 @@ async fn bench() {
     let big_idle = idle(&agent);
 
     // 2. Sequential latency, one client, one kept-alive connection.
-    let client = agent.ca.client("bench-sequential", &[0x30, 1]);
+    let client = new_client(&agent.ca, "bench-sequential", &[0x30, 1]);
     let total_url = format!("{}/api/v1/packages?limit=1", agent.base);
     let total: serde_json::Value =
         serde_json::from_slice(&client.get(&total_url).send().await.unwrap().bytes().await.unwrap()).unwrap();
@@ -289,8 +239,9 @@ async fn bench() {
 
     // 3. 100 concurrent clients, each its own certificate serial and TLS connection.
     let url = Arc::new(format!("{}/api/v1/packages", agent.base));
-    let clients: Vec<reqwest::Client> =
-        (0..CLIENTS).map(|i| agent.ca.client(&format!("bench-client-{i}"), &[0x40, (i >> 8) as u8, i as u8])).collect();
+    let clients: Vec<reqwest::Client> = (0..CLIENTS)
+        .map(|i| new_client(&agent.ca, &format!("bench-client-{i}"), &[0x40, (i >> 8) as u8, i as u8]))
+        .collect();
     let barrier = Arc::new(tokio::sync::Barrier::new(CLIENTS));
     let wall = Instant::now();
     let tasks: Vec<_> = clients

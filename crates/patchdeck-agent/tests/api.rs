@@ -22,14 +22,12 @@ use patchdeck_agent::api::{
 use patchdeck_agent::jobs::{EngineConfig, JobEngine, PackageBackend, RebootError, Rebooter, SystemClock};
 use patchdeck_agent::transport::{AllowList, Listener, ServerTls, TlsPaths, TransportConfig};
 use patchdeck_proto::BackendKind;
+use patchdeck_testkit::pki::{Ca, Leaf};
 use patchdeck_testkit::AptSandbox;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SerialNumber,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 use reqwest::{Method, StatusCode};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
@@ -41,55 +39,8 @@ const GUARD: Duration = Duration::from_secs(120);
 // ---------------------------------------------------------------------------------------------
 // Test PKI
 
-struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
-    cert: rcgen::Certificate,
-}
-
-struct Leaf {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "Patchdeck API Test CA");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca { params, key, cert }
-    }
-
-    fn leaf(&self, cn: &str, sans: &[&str], eku: ExtendedKeyUsagePurpose, serial: &[u8]) -> Leaf {
-        let mut params = CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![eku];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.serial_number = Some(SerialNumber::from_slice(serial));
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &Issuer::from_params(&self.params, &self.key)).unwrap();
-        Leaf { cert, key }
-    }
-}
-
 fn client_tls(ca: &Ca, leaf: &Leaf, alpn: &[&[u8]]) -> ClientConfig {
-    let mut roots = RootCertStore::empty();
-    roots.add(ca.cert.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(
-            vec![CertificateDer::from(leaf.cert.der().to_vec())],
-            PrivateKeyDer::Pkcs8(leaf.key.serialize_der().into()),
-        )
-        .unwrap();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    config
+    ca.client_tls(leaf, alpn)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -130,7 +81,7 @@ struct Agent {
 impl Agent {
     async fn start(sb: &AptSandbox, engine_config: EngineConfig) -> Agent {
         let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new();
+        let ca = Ca::new("Patchdeck API Test CA");
         let server = ca.leaf("agent-under-test", &["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth, &[0x10, 1]);
         let paths = TlsPaths {
             ca_bundle: dir.path().join("ca.pem"),
@@ -895,7 +846,7 @@ async fn the_serve_command_runs_the_whole_service_and_stops_on_sigterm() {
     let sb = AptSandbox::builder().installed(&["hello=1.0-1"]).build();
     sb.refresh();
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new();
+    let ca = Ca::new("Patchdeck API Test CA");
     let server = ca.leaf("agent-under-test", &["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth, &[0x20, 1]);
     let file = |name: &str, text: &str| {
         let path = dir.path().join(name);
@@ -1004,7 +955,7 @@ async fn the_serve_command_runs_the_whole_service_and_stops_on_sigterm() {
 async fn the_serve_command_reloads_its_config_file_and_refuses_an_invalid_one() {
     let sb = AptSandbox::builder().installed(&["hello=1.0-1"]).build();
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new();
+    let ca = Ca::new("Patchdeck API Test CA");
     let server = ca.leaf("agent-under-test", &["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth, &[0x21, 1]);
     let file = |name: &str, text: &str| {
         // Written aside and renamed over, as a deployment tool does.

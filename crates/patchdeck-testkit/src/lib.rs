@@ -6,5 +6,6 @@
 //! world has nothing to check.
 
 pub mod apt;
+pub mod pki;
 
 pub use apt::{AptSandbox, AptSandboxBuilder, Deb};
