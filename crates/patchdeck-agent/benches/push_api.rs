@@ -13,11 +13,12 @@
 //! reads from one certificate); everything else is the default configuration. Nothing is asserted:
 //! the numbers are printed as a table. Run with `cargo bench -p patchdeck-agent --bench push_api`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use patchdeck_testkit::pki::Ca;
+use patchdeck_testkit::serve::{ServeFiles, ServeProcess};
 use patchdeck_testkit::AptSandbox;
 use rcgen::ExtendedKeyUsagePurpose;
 
@@ -44,70 +45,26 @@ fn new_client(ca: &Ca, cn: &str, serial: &[u8]) -> reqwest::Client {
 // The agent process
 
 struct Agent {
-    child: std::process::Child,
+    files: ServeFiles,
+    process: ServeProcess,
     base: String,
-    ca: Ca,
-    _dir: tempfile::TempDir,
 }
 
 impl Agent {
-    /// Starts `patchdeck-agent serve` on the sandbox and waits for READY=1.
+    /// Starts `patchdeck-agent serve` on the sandbox and waits for READY=1. The read limits are
+    /// raised: the sequential runs send thousands of reads from one certificate.
     fn start(sb: &AptSandbox) -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::new("Patchdeck Bench CA");
-        let server = ca.leaf("agent-under-bench", &["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth, &[0x20, 1]);
-        let file = |name: &str, text: &str| -> PathBuf {
-            let path = dir.path().join(name);
-            std::fs::write(&path, text).unwrap();
-            path
-        };
-        let ca_pem = file("ca.pem", &ca.cert.pem());
-        let cert = file("server.pem", &server.cert.pem());
-        let key = file("server.key", &server.key.serialize_pem());
-        let allowlist = file("allowlist", "127.0.0.1\n");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let options = sb.options();
-        let config = file(
-            "agent.yaml",
-            &format!(
-                "package_manager:\n  backend: apt\n  root: {root}\n  config_file: {apt_conf}\n\
-                 state_dir: {state}\n\
-                 push:\n  enabled: true\n  listen: 127.0.0.1:{port}\n  ca_bundle: {ca}\n  server_cert: {cert}\n  \
-                 server_key: {key}\n  allowlist: {allow}\n  reads_per_minute: 1000000\n  reads_burst: 100000\n\
-                 audit:\n  file:\n    path: {audit}\n  journald:\n    mode: \"off\"\n",
-                root = options.root.display(),
-                apt_conf = options.config_file.unwrap().display(),
-                state = dir.path().join("state").display(),
-                ca = ca_pem.display(),
-                cert = cert.display(),
-                key = key.display(),
-                allow = allowlist.display(),
-                audit = dir.path().join("audit.jsonl").display(),
-            ),
-        );
-        let notify_path = dir.path().join("notify");
-        let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
-        notify.set_read_timeout(Some(GUARD)).unwrap();
-        let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
-        let child = std::process::Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("NOTIFY_SOCKET", &notify_path)
-            .env_remove("PATCHDECK_AGENT_STATE_DIR")
-            .env_remove("PATCHDECK_LOG")
-            .stdout(std::process::Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let mut buf = [0u8; 64];
-        let n = notify.recv(&mut buf).expect("READY=1 from the agent");
-        assert_eq!(&buf[..n], b"READY=1", "{}", std::fs::read_to_string(dir.path().join("stderr")).unwrap());
-        Agent { child, base: format!("https://127.0.0.1:{port}"), ca, _dir: dir }
+        let files = ServeFiles::new(sb, "Patchdeck Bench CA", &[0x20, 1]);
+        let config =
+            files.write("agent.yaml", &files.config("  reads_per_minute: 1000000\n  reads_burst: 100000\n", ""));
+        let process = files.spawn(Path::new(BIN), &config, GUARD);
+        let base = format!("https://127.0.0.1:{}", files.port);
+        Agent { files, process, base }
     }
 
     /// (VmRSS, VmHWM) in KiB.
     fn memory(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.child.id())).unwrap();
         let field = |name: &str| -> u64 {
             let line = status.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name}"));
             line.split_whitespace().nth(1).unwrap().parse().unwrap()
@@ -116,9 +73,8 @@ impl Agent {
     }
 
     fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
-        let _ = self.child.wait();
+        let (status, stderr) = self.process.stop();
+        assert!(status.success(), "{status}: {stderr}");
     }
 }
 
@@ -220,7 +176,7 @@ async fn bench() {
     let big_idle = idle(&agent);
 
     // 2. Sequential latency, one client, one kept-alive connection.
-    let client = new_client(&agent.ca, "bench-sequential", &[0x30, 1]);
+    let client = new_client(&agent.files.ca, "bench-sequential", &[0x30, 1]);
     let total_url = format!("{}/api/v1/packages?limit=1", agent.base);
     let total: serde_json::Value =
         serde_json::from_slice(&client.get(&total_url).send().await.unwrap().bytes().await.unwrap()).unwrap();
@@ -240,7 +196,7 @@ async fn bench() {
     // 3. 100 concurrent clients, each its own certificate serial and TLS connection.
     let url = Arc::new(format!("{}/api/v1/packages", agent.base));
     let clients: Vec<reqwest::Client> = (0..CLIENTS)
-        .map(|i| new_client(&agent.ca, &format!("bench-client-{i}"), &[0x40, (i >> 8) as u8, i as u8]))
+        .map(|i| new_client(&agent.files.ca, &format!("bench-client-{i}"), &[0x40, (i >> 8) as u8, i as u8]))
         .collect();
     let barrier = Arc::new(tokio::sync::Barrier::new(CLIENTS));
     let wall = Instant::now();

@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use patchdeck_agent::jobs::{EngineConfig, JobEngine, PackageBackend, RebootError
 use patchdeck_agent::transport::{AllowList, Listener, ServerTls, TlsPaths, TransportConfig};
 use patchdeck_proto::BackendKind;
 use patchdeck_testkit::pki::{Ca, Leaf};
+use patchdeck_testkit::serve::ServeFiles;
 use patchdeck_testkit::AptSandbox;
 use rcgen::ExtendedKeyUsagePurpose;
 use reqwest::{Method, StatusCode};
@@ -845,57 +847,14 @@ async fn a_silent_websocket_client_is_closed() {
 async fn the_serve_command_runs_the_whole_service_and_stops_on_sigterm() {
     let sb = AptSandbox::builder().installed(&["hello=1.0-1"]).build();
     sb.refresh();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("Patchdeck API Test CA");
-    let server = ca.leaf("agent-under-test", &["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth, &[0x20, 1]);
-    let file = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    let ca_pem = file("ca.pem", &ca.cert.pem());
-    let cert = file("server.pem", &server.cert.pem());
-    let key = file("server.key", &server.key.serialize_pem());
-    let allowlist = file("allowlist", "# the test client\n127.0.0.1\n");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let options = sb.options();
-    let audit = dir.path().join("audit.jsonl");
-    let config = file(
-        "agent.yaml",
-        &format!(
-            "package_manager:\n  backend: apt\n  root: {root}\n  config_file: {apt_conf}\n\
-             state_dir: {state}\n\
-             push:\n  enabled: true\n  listen: 127.0.0.1:{port}\n  ca_bundle: {ca}\n  server_cert: {cert}\n  \
-             server_key: {key}\n  allowlist: {allow}\n  reload_interval_secs: 1\n\
-             audit:\n  file:\n    path: {audit}\n  journald:\n    mode: \"off\"\n",
-            root = options.root.display(),
-            apt_conf = options.config_file.unwrap().display(),
-            state = dir.path().join("state").display(),
-            ca = ca_pem.display(),
-            cert = cert.display(),
-            key = key.display(),
-            allow = allowlist.display(),
-            audit = audit.display(),
-        ),
-    );
-    let notify_path = dir.path().join("notify");
-    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
-    notify.set_read_timeout(Some(GUARD)).unwrap();
-    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_patchdeck-agent"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("NOTIFY_SOCKET", &notify_path)
-        .env_remove("PATCHDECK_AGENT_STATE_DIR")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut buf = [0u8; 256];
-    let n = notify.recv(&mut buf).expect("READY=1 from the agent");
-    assert_eq!(&buf[..n], b"READY=1");
+    let files = ServeFiles::new(&sb, "Patchdeck API Test CA", &[0x20, 1]);
+    let (ca, port, audit) = (&files.ca, files.port, &files.audit);
+    let config = files.write("agent.yaml", &files.config("  reload_interval_secs: 1\n", ""));
+    let mut agent = files.spawn(Path::new(env!("CARGO_BIN_EXE_patchdeck-agent")), &config, GUARD);
 
     let leaf = ca.leaf("manager-7", &[], ExtendedKeyUsagePurpose::ClientAuth, &[0x30, 7]);
     let http = reqwest::Client::builder()
-        .use_preconfigured_tls(client_tls(&ca, &leaf, &[b"http/1.1"]))
+        .use_preconfigured_tls(client_tls(ca, &leaf, &[b"http/1.1"]))
         .timeout(GUARD)
         .build()
         .unwrap();
@@ -919,18 +878,12 @@ async fn the_serve_command_runs_the_whole_service_and_stops_on_sigterm() {
     let _ = tokio::io::AsyncReadExt::read_to_end(&mut denied, &mut got).await;
     assert!(got.is_empty(), "a denied peer received {} bytes", got.len());
 
-    let pid = agent.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let n = notify.recv(&mut buf).expect("STOPPING=1 from the agent");
-    assert_eq!(&buf[..n], b"STOPPING=1");
-    let status = agent.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(agent.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = agent.stop();
     assert!(status.success(), "{status}: {stderr}");
     assert!(stderr.contains(&format!("patchdeck-agent ready (apt) listening on 127.0.0.1:{port}")), "{stderr}");
 
     let lines: Vec<Value> =
-        std::fs::read_to_string(&audit).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        std::fs::read_to_string(audit).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let find = |event: &str, cond: &dyn Fn(&Value) -> bool| lines.iter().any(|l| l["event"] == event && cond(l));
     assert!(
         find("request", &|l| l["path"] == "/api/v1/health" && l["status"] == 200 && l["actor"]["cn"] == "manager-7"),
@@ -954,65 +907,18 @@ async fn the_serve_command_runs_the_whole_service_and_stops_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serve_command_reloads_its_config_file_and_refuses_an_invalid_one() {
     let sb = AptSandbox::builder().installed(&["hello=1.0-1"]).build();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("Patchdeck API Test CA");
-    let server = ca.leaf("agent-under-test", &["127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth, &[0x21, 1]);
-    let file = |name: &str, text: &str| {
-        // Written aside and renamed over, as a deployment tool does.
-        let path = dir.path().join(name);
-        let tmp = dir.path().join(format!("{name}.tmp"));
-        std::fs::write(&tmp, text).unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-        path
-    };
-    let ca_pem = file("ca.pem", &ca.cert.pem());
-    let cert = file("server.pem", &server.cert.pem());
-    let key = file("server.key", &server.key.serialize_pem());
-    let allowlist = file("allowlist", "127.0.0.1\n");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let options = sb.options();
-    let audit = dir.path().join("audit.jsonl");
-    // The config, with `extra` lines appended to the `push:` section and `jobs` as given.
-    let config_text = |push_extra: &str, jobs: &str| {
-        format!(
-            "package_manager:\n  backend: apt\n  root: {root}\n  config_file: {apt_conf}\n\
-             state_dir: {state}\n\
-             jobs:\n  max_concurrent: {jobs}\n\
-             push:\n  enabled: true\n  listen: 127.0.0.1:{port}\n  ca_bundle: {ca}\n  server_cert: {cert}\n  \
-             server_key: {key}\n  allowlist: {allow}\n{push_extra}\
-             audit:\n  file:\n    path: {audit}\n  journald:\n    mode: \"off\"\n",
-            root = options.root.display(),
-            apt_conf = options.config_file.as_ref().unwrap().display(),
-            state = dir.path().join("state").display(),
-            ca = ca_pem.display(),
-            cert = cert.display(),
-            key = key.display(),
-            allow = allowlist.display(),
-            audit = audit.display(),
-        )
-    };
+    let files = ServeFiles::new(&sb, "Patchdeck API Test CA", &[0x21, 1]);
+    let (ca, port, audit) = (&files.ca, files.port, &files.audit);
+    // The config, with `push_extra` lines appended to the `push:` section and `jobs` as given.
+    let config_text =
+        |push_extra: &str, jobs: &str| files.config(push_extra, &format!("jobs:\n  max_concurrent: {jobs}\n"));
+    let file = |name: &str, text: &str| files.write(name, text);
     let config = file("agent.yaml", &config_text("  reload_interval_secs: 1\n", "5"));
-    let notify_path = dir.path().join("notify");
-    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
-    notify.set_read_timeout(Some(GUARD)).unwrap();
-    let mut agent = KillOnDrop(
-        std::process::Command::new(env!("CARGO_BIN_EXE_patchdeck-agent"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("NOTIFY_SOCKET", &notify_path)
-            .env_remove("PATCHDECK_AGENT_STATE_DIR")
-            .env_remove("PATCHDECK_LOG")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut buf = [0u8; 256];
-    let n = notify.recv(&mut buf).expect("READY=1 from the agent");
-    assert_eq!(&buf[..n], b"READY=1");
+    let mut agent = files.spawn(Path::new(env!("CARGO_BIN_EXE_patchdeck-agent")), &config, GUARD);
 
     let leaf = ca.leaf("manager-8", &[], ExtendedKeyUsagePurpose::ClientAuth, &[0x30, 8]);
     let http = reqwest::Client::builder()
-        .use_preconfigured_tls(client_tls(&ca, &leaf, &[b"http/1.1"]))
+        .use_preconfigured_tls(client_tls(ca, &leaf, &[b"http/1.1"]))
         .timeout(GUARD)
         .build()
         .unwrap();
@@ -1021,7 +927,7 @@ async fn the_serve_command_reloads_its_config_file_and_refuses_an_invalid_one() 
     // A cheap mutation: refused by validation (400) unless the rate limit refuses it first (429).
     let mutate = || client.call(Method::POST, "/api/v1/packages", Some(json!({"packages": [{"name": "-bad"}]})));
     let audit_lines = || -> Vec<Value> {
-        std::fs::read_to_string(&audit)
+        std::fs::read_to_string(audit)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
@@ -1084,13 +990,7 @@ async fn the_serve_command_reloads_its_config_file_and_refuses_an_invalid_one() 
     // Reads keep their own, unchanged limits.
     assert_eq!(client.get("/api/v1/packages?name=hello").await.status, StatusCode::OK);
 
-    let pid = agent.0.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let n = notify.recv(&mut buf).expect("STOPPING=1 from the agent");
-    assert_eq!(&buf[..n], b"STOPPING=1");
-    let status = agent.0.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(agent.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = agent.stop();
     assert!(status.success(), "{status}: {stderr}");
     assert!(stderr.contains("config reload refused; the configuration in force stays"), "{stderr}");
     assert!(stderr.contains("takes effect at the next restart: jobs.max_concurrent"), "{stderr}");
@@ -1107,14 +1007,4 @@ async fn the_serve_command_reloads_its_config_file_and_refuses_an_invalid_one() 
         lines.iter().any(|l| l["event"] == "request" && l["status"] == 429 && l["actor"]["cn"] == "manager-8"),
         "{lines:#?}"
     );
-}
-
-/// Kills the agent if a test fails before it stopped it.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

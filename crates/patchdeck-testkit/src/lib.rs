@@ -7,5 +7,6 @@
 
 pub mod apt;
 pub mod pki;
+pub mod serve;
 
 pub use apt::{AptSandbox, AptSandboxBuilder, Deb};
