@@ -221,6 +221,14 @@ pub fn serial_of(cert_pem: &str) -> Result<CertSerial, CaError> {
     Ok(CertSerial(cert.tbs_certificate.raw_serial().to_vec()))
 }
 
+/// The end of validity (`notAfter`) of a PEM certificate (the first one of a chain).
+pub fn not_after_of(cert_pem: &str) -> Result<Timestamp, CaError> {
+    let der = pem_block(cert_pem, &["CERTIFICATE"])?;
+    let cert = parse_certificate(&der)?;
+    Timestamp::from_second(cert.validity().not_after.timestamp())
+        .map_err(|e| CaError::InvalidCertificate(format!("notAfter out of range: {e}")))
+}
+
 fn check_host_id(host_id: &str) -> Result<(), CaError> {
     let ok = !host_id.is_empty()
         && host_id.len() <= MAX_HOST_ID_LEN

@@ -7,6 +7,9 @@
 //! - [`token`]: Ed25519-signed access tokens (JWT) and opaque bearer secrets that are stored hashed.
 //! - [`signing`]: Ed25519 keys, OpenSSH-style fingerprints and signed, expiring command envelopes.
 //! - [`ca`]: the internal X.509 certificate authority (ECDSA P-256) for mutual TLS.
+//! - [`webauthn`]: a WebAuthn relying party for passkeys (ES256 and Ed25519).
+//! - [`secretbox`]: XChaCha20-Poly1305 encryption of small secrets at rest (OIDC client secret,
+//!   TOTP seeds).
 //!
 //! Rules that hold in every module:
 //!
@@ -20,9 +23,11 @@
 
 pub mod ca;
 pub mod password;
+pub mod secretbox;
 pub mod signing;
 pub mod token;
 pub mod totp;
+pub mod webauthn;
 
 /// The operating system's random number generator failed.
 ///

@@ -81,6 +81,11 @@ impl TotpSecret {
         Ok(Self(bytes))
     }
 
+    /// The raw secret bytes (to encrypt for storage).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// The secret as unpadded upper-case base32, for storage and for manual entry in an app.
     pub fn to_base32(&self) -> Zeroizing<String> {
         Zeroizing::new(data_encoding::BASE32_NOPAD.encode(&self.0))
@@ -195,6 +200,12 @@ impl RecoveryCode {
     pub fn hash(&self) -> RecoveryCodeHash {
         hash_normalised(&self.0).expect("generated codes are well-formed")
     }
+}
+
+/// The hash of a recovery code as a user typed it (case, spaces and dashes ignored), to look it
+/// up among the stored hashes; `None` when it cannot be a recovery code.
+pub fn recovery_code_hash(input: &str) -> Option<RecoveryCodeHash> {
+    hash_normalised(input)
 }
 
 /// Lower-cases `input`, drops spaces and dashes, and hashes it if what remains is 12 characters

@@ -6,7 +6,10 @@
 //! world has nothing to check.
 
 pub mod apt;
+pub mod oidc;
+pub mod pg;
 pub mod pki;
 pub mod serve;
+pub mod webauthn;
 
 pub use apt::{AptSandbox, AptSandboxBuilder, Deb};
