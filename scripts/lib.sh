@@ -45,3 +45,31 @@ ensure_locale() {
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo localedef -i "$lang" -f UTF-8 "$name"
 }
+
+# A PostgreSQL server on 127.0.0.1:5432 for the storage tests: installed from Debian's packages
+# and started when none answers. The tests connect as postgres with a password set here
+# (a server with trust authentication ignores it). Exports PATCHDECK_TEST_POSTGRES_URL.
+ensure_postgres() {
+  export PATCHDECK_TEST_POSTGRES_URL="${PATCHDECK_TEST_POSTGRES_URL:-postgres://postgres:patchdeck-test@127.0.0.1:5432/postgres}"
+  if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "PostgreSQL answers on 127.0.0.1:5432"
+    return 0
+  fi
+  ensure_debs postgresql
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  local version
+  version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+  if [ -z "$version" ]; then
+    version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+    $sudo pg_createcluster "$version" main >/dev/null
+  fi
+  $sudo pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do
+    pg_isready -q -h 127.0.0.1 -p 5432 && break
+    sleep 1
+  done
+  pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL did not start" >&2; exit 1; }
+  # Over the local socket (peer authentication) give postgres the password the tests use.
+  $sudo runuser -u postgres -- psql -q -c "ALTER USER postgres PASSWORD 'patchdeck-test'" >/dev/null 2>&1 || true
+}

@@ -12,8 +12,15 @@ ensure_debs dpkg-dev apt-utils dnf rpm createrepo-c pacman-package-manager makep
   libarchive-tools zstd python3-apt python3-rpm procps systemd
 ensure_locale de_DE.UTF-8
 
+step "PostgreSQL for the storage and manager tests"
+ensure_postgres
+
 step "Rust tools"
 ensure_rust_tools
+
+step "Web UI: install, type-check, build and test"
+command -v npm >/dev/null || ensure_debs nodejs npm
+(cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build && npm test)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,0 +1,19 @@
+//! The Patchdeck manager: the REST API (and, later, the web UI and the background worker) over
+//! one store, embedded SQLite or PostgreSQL.
+//!
+//! - [`config`]: layered configuration (defaults, TOML, environment, flags).
+//! - [`pki`]: key material in the data directory (internal CA, signing keys, secret key).
+//! - [`server`]: start-up (storage, keys, first admin) and the serve loop.
+//! - [`web`]: the HTTP layer: routes and permissions, authentication, handlers, errors.
+//! - [`audit`], [`settings`], [`metrics`], [`clock`]: cross-cutting pieces.
+
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod metrics;
+pub mod pki;
+pub mod server;
+pub mod settings;
+pub mod state;
+pub mod web;

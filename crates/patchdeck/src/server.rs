@@ -1,0 +1,187 @@
+//! Starting the manager: open storage (migrating it), load or make the key material, create the
+//! first admin on an empty database, then serve. [`Manager::start`] is the "run on this
+//! listener" entry that tests use; `patchdeck serve` calls it with the configured listener.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use jiff::SignedDuration;
+use patchdeck_store::{AuthSource, NewUser, Role, Store};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::audit::{AuditEvent, Outcome};
+use crate::clock::Clock;
+use crate::config::{ManagerConfig, TlsMode};
+use crate::pki::KeyMaterial;
+use crate::state::AppState;
+use crate::web::router::{api, RouteSpec};
+
+/// What the first start made and must tell the operator once.
+#[derive(Debug, Default)]
+pub struct FirstStart {
+    /// The generated password of the `admin` account (only on an empty database).
+    pub admin_password: Option<String>,
+    pub created_ca: bool,
+}
+
+/// Opens the store of `config` and brings its schema up to date.
+pub async fn open_store(config: &ManagerConfig) -> anyhow::Result<Store> {
+    if config.database_url.is_empty() {
+        crate::pki::ensure_private_dir(&config.data_dir)?;
+    }
+    let store = Store::connect(&config.database()).await.context("opening the database")?;
+    store.migrate().await.context("migrating the database")?;
+    Ok(store)
+}
+
+/// A started manager.
+#[derive(Debug)]
+pub struct Manager {
+    pub state: AppState,
+    pub routes: Vec<RouteSpec>,
+    pub first_start: FirstStart,
+    app: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Manager {
+    /// Opens everything `config` names; nothing is served yet.
+    pub async fn start(config: ManagerConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Manager> {
+        let now = clock.now();
+        let store = open_store(&config).await?;
+        let (keys, created) = KeyMaterial::load_or_create(&config.data_dir, now)?;
+        let tls = match config.tls.mode {
+            TlsMode::Off => None,
+            TlsMode::Internal => {
+                let host = url::Url::parse(&config.public_url)?.host_str().unwrap_or("localhost").to_owned();
+                let validity = SignedDuration::from_hours(24 * i64::try_from(config.ca.cert_validity_days)?);
+                let (chain, key, _) = keys.server_certificate(&host, now, validity)?;
+                Some(crate::web::serve::tls_config(&chain, &key)?)
+            }
+            TlsMode::Files => {
+                let chain = std::fs::read_to_string(&config.tls.cert)
+                    .with_context(|| format!("reading {}", config.tls.cert.display()))?;
+                let key = std::fs::read_to_string(&config.tls.key)
+                    .with_context(|| format!("reading {}", config.tls.key.display()))?;
+                Some(crate::web::serve::tls_config(&chain, &key)?)
+            }
+        };
+        let state = AppState::new(store, config, keys, clock);
+        let mut first_start = FirstStart { admin_password: None, created_ca: created.ca };
+        if created.ca {
+            state
+                .audit(
+                    AuditEvent::new("system", "ca.create", Outcome::Success)
+                        .details(json!({ "fingerprint": state.keys().ca.fingerprint() })),
+                )
+                .await;
+        }
+        if state.store().count_users().await? == 0 {
+            first_start.admin_password = Some(create_first_admin(&state).await?);
+        }
+        let (app, routes) = api(state.clone());
+        Ok(Manager { state, routes, first_start, app, tls })
+    }
+
+    /// Whether the listener speaks HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves on `listener` until `shutdown` completes; also runs the periodic upkeep (audit
+    /// retention).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let upkeep = tokio::spawn(upkeep(self.state.clone()));
+        let result = crate::web::serve::serve(listener, self.tls, self.app, shutdown).await;
+        upkeep.abort();
+        self.state.store().close().await;
+        Ok(result?)
+    }
+}
+
+/// Creates `admin` with a random password that must be changed at first login.
+async fn create_first_admin(state: &AppState) -> anyhow::Result<String> {
+    let password = random_password()?;
+    let hash = {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || patchdeck_crypto::password::hash(&password)).await??
+    };
+    let user = state
+        .store()
+        .create_user(
+            &NewUser {
+                username: "admin".into(),
+                display_name: "Administrator".into(),
+                role: Role::Admin,
+                password_hash: Some(hash),
+                auth_source: AuthSource::Local,
+                oidc: None,
+                must_change_password: true,
+            },
+            state.now(),
+        )
+        .await?;
+    state
+        .audit(
+            AuditEvent::new("system", "user.create", Outcome::Success)
+                .target(format!("user:{}", user.username))
+                .details(json!({ "role": "admin", "reason": "first start" })),
+        )
+        .await;
+    Ok(password)
+}
+
+/// A random 20-character password of unambiguous letters and digits.
+pub fn random_password() -> anyhow::Result<String> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut out = String::with_capacity(20);
+    while out.len() < 20 {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random: {e}"))?;
+        let limit = (256 / ALPHABET.len() * ALPHABET.len()) as u8;
+        for b in bytes.iter().filter(|&&b| b < limit).take(20 - out.len()) {
+            out.push(char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]));
+        }
+    }
+    Ok(out)
+}
+
+/// Hourly: prunes the audit log past its retention (and records that it did), and forgets
+/// sessions that ended more than a day ago.
+async fn upkeep(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        run_upkeep(&state).await;
+    }
+}
+
+/// One round of [`upkeep`].
+pub async fn run_upkeep(state: &AppState) {
+    let days = i64::try_from(state.config().audit.retention_days).unwrap_or(183);
+    let cutoff = state.now() - SignedDuration::from_hours(24 * days);
+    match state.store().prune_audit_before(cutoff).await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(deleted = n, "pruned audit entries past retention");
+            state
+                .audit(
+                    AuditEvent::new("system", "audit.prune", Outcome::Success)
+                        .details(json!({ "deleted": n, "before": cutoff.to_string(), "retention_days": days })),
+                )
+                .await;
+        }
+        Err(e) => tracing::warn!(error = %e, "audit pruning failed"),
+    }
+    match state.store().delete_sessions_expired_before(state.now() - SignedDuration::from_hours(24)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(deleted = n, "forgot ended sessions"),
+        Err(e) => tracing::warn!(error = %e, "session cleanup failed"),
+    }
+}

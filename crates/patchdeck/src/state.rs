@@ -1,0 +1,155 @@
+//! The state shared by every request handler: storage, configuration, keys and the clock.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use patchdeck_store::{Store, User};
+
+use crate::audit::AuditEvent;
+use crate::clock::Clock;
+use crate::config::ManagerConfig;
+use crate::metrics::Metrics;
+use crate::pki::KeyMaterial;
+use crate::settings::Settings;
+use crate::web::error::ApiError;
+
+/// How long settings read from the database are reused before reading them again (replicas
+/// see each other's changes within this time; the replica that wrote sees them at once).
+const SETTINGS_TTL: Duration = Duration::from_secs(5);
+
+/// Cheap to clone: everything is behind one `Arc`.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    config: ManagerConfig,
+    keys: KeyMaterial,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    settings: Mutex<Option<(Instant, Settings)>>,
+    login_limiter: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// Single-use tickets already used (SHA-256 of the ticket → when it can be forgotten).
+    spent: Mutex<HashMap<[u8; 32], Timestamp>>,
+    sso: tokio::sync::Mutex<Option<crate::web::handlers::sso::CachedClient>>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: ManagerConfig, keys: KeyMaterial, clock: Arc<dyn Clock>) -> Self {
+        AppState(Arc::new(Inner {
+            store,
+            config,
+            keys,
+            clock,
+            metrics: Metrics::new(),
+            settings: Mutex::new(None),
+            login_limiter: Mutex::new(HashMap::new()),
+            spent: Mutex::new(HashMap::new()),
+            sso: tokio::sync::Mutex::new(None),
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn config(&self) -> &ManagerConfig {
+        &self.0.config
+    }
+
+    pub fn keys(&self) -> &KeyMaterial {
+        &self.0.keys
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.0.clock.now()
+    }
+
+    /// The clock itself (for components that keep their own handle to it).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.0.clock.clone()
+    }
+
+    /// Appends to the audit log. A failure to record is logged loudly; it does not undo the
+    /// change that was already made.
+    pub async fn audit(&self, event: AuditEvent) {
+        let action = event.action;
+        if let Err(e) = self.store().append_audit(&event.into_entry(self.now())).await {
+            tracing::error!(action, error = %e, "could not write the audit log");
+        }
+    }
+
+    /// The runtime settings (cached for a few seconds).
+    pub async fn settings(&self) -> Result<Settings, ApiError> {
+        if let Some((at, settings)) = self.0.settings.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            if at.elapsed() < SETTINGS_TTL {
+                return Ok(settings.clone());
+            }
+        }
+        let settings = Settings::load(self.store()).await?;
+        *self.0.settings.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), settings.clone()));
+        Ok(settings)
+    }
+
+    /// Forgets the cached settings (after a change).
+    pub fn settings_changed(&self) {
+        *self.0.settings.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Whether `user` has a second factor (TOTP or a passkey).
+    pub async fn has_mfa(&self, user: &User) -> Result<bool, ApiError> {
+        if user.totp_enabled {
+            return Ok(true);
+        }
+        Ok(!self.store().list_webauthn_credentials(user.id).await?.is_empty())
+    }
+
+    /// Marks a single-use ticket (an MFA step, a WebAuthn ceremony) as used; `false` when it was
+    /// used before. Tickets expire within minutes, so entries are forgotten after `until`. This
+    /// memory is per process: with several replicas a ticket could be used once on each, which
+    /// the other checks (TOTP steps, signature counters, sealed expiry) keep harmless.
+    pub fn spend_ticket(&self, ticket: &str, until: Timestamp) -> bool {
+        use sha2::Digest;
+        let key: [u8; 32] = sha2::Sha256::digest(ticket.as_bytes()).into();
+        let now = self.now();
+        let mut spent = self.0.spent.lock().unwrap_or_else(|p| p.into_inner());
+        if spent.len() > 1000 {
+            spent.retain(|_, until| *until > now);
+        }
+        spent.insert(key, until).is_none()
+    }
+
+    /// The cached SSO client slot (see [`crate::web::handlers::sso`]).
+    pub(crate) fn sso_cache(&self) -> &tokio::sync::Mutex<Option<crate::web::handlers::sso::CachedClient>> {
+        &self.0.sso
+    }
+
+    /// Counts a login attempt from `ip`; `Err(seconds to wait)` when over the per-minute limit.
+    pub fn login_attempt(&self, ip: Option<IpAddr>) -> Result<(), u64> {
+        let Some(ip) = ip else { return Ok(()) };
+        let limit = self.config().auth.login_attempts_per_minute;
+        let mut map = self.0.login_limiter.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if map.len() > 10_000 {
+            map.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+        }
+        let entry = map.entry(ip).or_insert((now, 0));
+        if now.duration_since(entry.0) >= Duration::from_secs(60) {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        if entry.1 > limit {
+            let wait = 60u64.saturating_sub(now.duration_since(entry.0).as_secs());
+            return Err(wait.max(1));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,160 @@
+//! Every route of the manager, with the permission it requires, in one table.
+//!
+//! [`Routes::add`] registers a handler and wraps it in [`authorize`] for its [`Permission`]; the
+//! list it builds ([`RouteSpec`]) is what the RBAC matrix test walks and what the OpenAPI
+//! document is checked against.
+
+use std::time::Duration;
+
+use axum::handler::Handler;
+use axum::http::header::{CACHE_CONTROL, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderValue, Method};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::MethodFilter;
+use axum::Router;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use super::authz::{authorize, Permission};
+use super::handlers::{audit, auth, ca, groups, health, hosts, passkeys, registration_tokens, settings, sso, users};
+use crate::state::AppState;
+
+/// Largest request body accepted (JSON bodies are small; CSRs and bundles are a few KiB).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// One registered route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: Method,
+    /// The axum path template, e.g. `/api/v1/hosts/{id}`.
+    pub path: &'static str,
+    pub permission: Permission,
+}
+
+/// Builds the router and its table together.
+struct Routes {
+    router: Router<AppState>,
+    specs: Vec<RouteSpec>,
+    state: AppState,
+}
+
+impl Routes {
+    fn add<H, T>(mut self, method: Method, path: &'static str, permission: Permission, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("routes use standard methods");
+        let mut route = axum::routing::on(filter, handler);
+        if permission != Permission::Public {
+            route = route.route_layer(from_fn_with_state((self.state.clone(), permission), authorize));
+        }
+        self.router = self.router.route(path, route);
+        self.specs.push(RouteSpec { method, path, permission });
+        self
+    }
+}
+
+/// The whole API: the router (state applied) and its route table.
+pub fn api(state: AppState) -> (Router, Vec<RouteSpec>) {
+    use Method as M;
+    use Permission as P;
+    let routes = Routes { router: Router::new(), specs: Vec::new(), state: state.clone() }
+        // Service
+        .add(M::GET, "/api/v1/health", P::Public, health::get_health)
+        .add(M::GET, "/api/v1/openapi.json", P::Public, health::get_openapi)
+        .add(M::GET, "/metrics", P::Admin, health::get_metrics)
+        // Sign-in and the caller's own account
+        .add(M::POST, "/api/v1/auth/login", P::Public, auth::login)
+        .add(M::POST, "/api/v1/auth/login/mfa", P::Public, auth::login_mfa)
+        .add(M::POST, "/api/v1/auth/refresh", P::Public, auth::refresh)
+        .add(M::POST, "/api/v1/auth/logout", P::Session, auth::logout)
+        .add(M::GET, "/api/v1/auth/me", P::Session, auth::get_me)
+        .add(M::POST, "/api/v1/auth/password", P::Session, auth::change_password)
+        .add(M::POST, "/api/v1/auth/mfa/totp", P::Session, auth::start_totp)
+        .add(M::POST, "/api/v1/auth/mfa/totp/confirm", P::Session, auth::confirm_totp)
+        .add(M::DELETE, "/api/v1/auth/mfa/totp", P::Authenticated, auth::delete_totp)
+        .add(M::POST, "/api/v1/auth/mfa/recovery-codes", P::Authenticated, auth::regenerate_recovery_codes)
+        .add(M::GET, "/api/v1/auth/sessions", P::Authenticated, auth::list_sessions)
+        .add(M::DELETE, "/api/v1/auth/sessions/{id}", P::Authenticated, auth::delete_session)
+        .add(M::GET, "/api/v1/auth/tokens", P::Authenticated, auth::list_api_tokens)
+        .add(M::POST, "/api/v1/auth/tokens", P::Authenticated, auth::create_api_token)
+        .add(M::DELETE, "/api/v1/auth/tokens/{id}", P::Authenticated, auth::delete_api_token)
+        // Passkeys and single sign-on
+        .add(M::GET, "/api/v1/auth/mfa/passkeys", P::Session, passkeys::list_passkeys)
+        .add(M::POST, "/api/v1/auth/mfa/passkeys/options", P::Session, passkeys::start_passkey_registration)
+        .add(M::POST, "/api/v1/auth/mfa/passkeys", P::Session, passkeys::register_passkey)
+        .add(M::DELETE, "/api/v1/auth/mfa/passkeys/{id}", P::Authenticated, passkeys::delete_passkey)
+        .add(M::POST, "/api/v1/auth/login/passkey/options", P::Public, passkeys::start_passkey_login)
+        .add(M::POST, "/api/v1/auth/login/passkey", P::Public, passkeys::finish_passkey_login)
+        .add(M::GET, "/api/v1/auth/methods", P::Public, sso::get_auth_methods)
+        .add(M::GET, "/api/v1/auth/oidc/login", P::Public, sso::start_sso_login)
+        .add(M::GET, "/api/v1/auth/oidc/callback", P::Public, sso::finish_sso_login)
+        .add(M::GET, "/api/v1/settings/sso", P::Admin, sso::get_sso_settings)
+        .add(M::PUT, "/api/v1/settings/sso", P::Admin, sso::update_sso_settings)
+        // Users (admins)
+        .add(M::GET, "/api/v1/users", P::Admin, users::list_users)
+        .add(M::POST, "/api/v1/users", P::Admin, users::create_user)
+        .add(M::GET, "/api/v1/users/{id}", P::Admin, users::get_user)
+        .add(M::PATCH, "/api/v1/users/{id}", P::Admin, users::update_user)
+        .add(M::DELETE, "/api/v1/users/{id}", P::Admin, users::delete_user)
+        .add(M::POST, "/api/v1/users/{id}/password", P::Admin, users::set_user_password)
+        .add(M::DELETE, "/api/v1/users/{id}/mfa", P::Admin, users::reset_user_mfa)
+        .add(M::GET, "/api/v1/users/{id}/sessions", P::Admin, users::list_user_sessions)
+        .add(M::DELETE, "/api/v1/users/{id}/sessions", P::Admin, users::revoke_user_sessions)
+        // Groups (admins manage them; others see only their own)
+        .add(M::GET, "/api/v1/groups", P::GroupsRead, groups::list_groups)
+        .add(M::POST, "/api/v1/groups", P::Admin, groups::create_group)
+        .add(M::GET, "/api/v1/groups/{id}", P::GroupsRead, groups::get_group)
+        .add(M::PATCH, "/api/v1/groups/{id}", P::Admin, groups::update_group)
+        .add(M::DELETE, "/api/v1/groups/{id}", P::Admin, groups::delete_group)
+        .add(M::GET, "/api/v1/groups/{id}/members", P::GroupsRead, groups::list_group_members)
+        .add(M::PUT, "/api/v1/groups/{id}/users/{user_id}", P::Admin, groups::add_group_user)
+        .add(M::DELETE, "/api/v1/groups/{id}/users/{user_id}", P::Admin, groups::remove_group_user)
+        .add(M::PUT, "/api/v1/groups/{id}/hosts/{host_id}", P::Admin, groups::add_group_host)
+        .add(M::DELETE, "/api/v1/groups/{id}/hosts/{host_id}", P::Admin, groups::remove_group_host)
+        // Hosts (scoped: outside the caller's groups a host is 404)
+        .add(M::GET, "/api/v1/hosts", P::HostsRead, hosts::list_hosts)
+        .add(M::POST, "/api/v1/hosts", P::HostsWrite, hosts::create_host)
+        .add(M::GET, "/api/v1/hosts/{id}", P::HostsRead, hosts::get_host)
+        .add(M::DELETE, "/api/v1/hosts/{id}", P::HostsWrite, hosts::delete_host)
+        // Agent registration tokens (admins)
+        .add(M::GET, "/api/v1/registration-tokens", P::Admin, registration_tokens::list_registration_tokens)
+        .add(M::POST, "/api/v1/registration-tokens", P::Admin, registration_tokens::create_registration_token)
+        .add(M::GET, "/api/v1/registration-tokens/{id}", P::Admin, registration_tokens::get_registration_token)
+        .add(M::DELETE, "/api/v1/registration-tokens/{id}", P::Admin, registration_tokens::delete_registration_token)
+        // Settings (admins)
+        .add(M::GET, "/api/v1/settings", P::Admin, settings::get_settings)
+        .add(M::PATCH, "/api/v1/settings", P::Admin, settings::update_settings)
+        // Internal CA
+        .add(M::GET, "/api/v1/ca/certificate", P::Public, ca::get_ca_certificate)
+        .add(M::GET, "/api/v1/ca/crl", P::Public, ca::get_crl)
+        .add(M::GET, "/api/v1/certificates", P::Admin, ca::list_certificates)
+        .add(M::POST, "/api/v1/certificates", P::Admin, ca::create_certificate)
+        .add(M::GET, "/api/v1/certificates/{serial}", P::Admin, ca::get_certificate)
+        .add(M::POST, "/api/v1/certificates/{serial}/renew", P::Admin, ca::renew_certificate)
+        .add(M::POST, "/api/v1/certificates/{serial}/revoke", P::Admin, ca::revoke_certificate)
+        .add(M::POST, "/api/v1/hosts/{id}/push-bundle", P::Admin, ca::create_push_bundle)
+        // Audit log (admins)
+        .add(M::GET, "/api/v1/audit", P::Admin, audit::list_audit)
+        .add(M::GET, "/api/v1/audit/verify", P::Admin, audit::verify_audit)
+        .add(M::GET, "/api/v1/audit/export", P::Admin, audit::export_audit);
+    let Routes { router, specs, .. } = routes;
+    let router = router
+        .fallback(super::ui::serve_ui)
+        .layer(from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(from_fn(super::error::envelope_fallback))
+        // API answers are private and never sniffed; the UI handler sets its own caching.
+        .layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(SetResponseHeaderLayer::if_not_present(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
+        .layer(from_fn(super::request_id))
+        .with_state(state);
+    (router, specs)
+}
