@@ -1,0 +1,115 @@
+import { Suspense, lazy, useEffect, useState, type ReactNode } from "react";
+import { Route, Routes } from "react-router-dom";
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { isApiError, setSessionLostHandler } from "./api/client";
+import { RequireAdmin } from "./auth/RequireAdmin";
+import { FullPageProgress, RequireSession, forgetSession } from "./auth/session";
+import { AppShell, RestrictedLayout } from "./components/AppShell";
+import { ForcedPasswordPage } from "./pages/ForcedPasswordPage";
+import { LoginPage } from "./pages/LoginPage";
+import { NotFoundPage } from "./pages/NotFoundPage";
+import { PLANNED, PlaceholderPage, type PlannedPage } from "./pages/PlaceholderPage";
+
+// Pages that most visits never open load on demand (the MFA page brings the QR encoder).
+const AccountPage = lazy(() => import("./pages/AccountPage").then((m) => ({ default: m.AccountPage })));
+const MfaSetupPage = lazy(() => import("./pages/MfaSetupPage").then((m) => ({ default: m.MfaSetupPage })));
+
+function Loading({ children }: { children: ReactNode }) {
+  return <Suspense fallback={<FullPageProgress label="Loading the page" />}>{children}</Suspense>;
+}
+
+export function makeQueryClient(): QueryClient {
+  return new QueryClient({
+    defaultOptions: {
+      queries: {
+        // Client errors (401/403/404/409…) will not change on their own; retry only server and network errors.
+        retry: (failures, error) => !(isApiError(error) && error.status >= 400 && error.status < 500) && failures < 2,
+        staleTime: 15_000,
+      },
+      mutations: { retry: false },
+    },
+  });
+}
+
+/** Routes, given a query client. */
+export function AppRoutes() {
+  const admin = (page: PlannedPage) => (
+    <RequireAdmin>
+      <PlaceholderPage page={page} />
+    </RequireAdmin>
+  );
+  return (
+    <Routes>
+      <Route path="/login" element={<LoginPage />} />
+      <Route
+        path="/change-password"
+        element={
+          <RequireSession restriction="password_change">
+            <RestrictedLayout>
+              <ForcedPasswordPage />
+            </RestrictedLayout>
+          </RequireSession>
+        }
+      />
+      <Route
+        path="/setup-mfa"
+        element={
+          <RequireSession restriction="mfa_enrollment">
+            <RestrictedLayout>
+              <Loading>
+                <MfaSetupPage forced />
+              </Loading>
+            </RestrictedLayout>
+          </RequireSession>
+        }
+      />
+      <Route
+        element={
+          <RequireSession restriction={null}>
+            <AppShell />
+          </RequireSession>
+        }
+      >
+        <Route index element={<PlaceholderPage page={PLANNED.dashboard} />} />
+        <Route path="hosts" element={<PlaceholderPage page={PLANNED.hosts} />} />
+        <Route path="groups" element={<PlaceholderPage page={PLANNED.groups} />} />
+        <Route path="registration-tokens" element={admin(PLANNED.registrationTokens)} />
+        <Route path="users" element={admin(PLANNED.users)} />
+        <Route path="certificates" element={admin(PLANNED.certificates)} />
+        <Route path="settings" element={admin(PLANNED.settings)} />
+        <Route path="audit-log" element={admin(PLANNED.auditLog)} />
+        <Route
+          path="account"
+          element={
+            <Loading>
+              <AccountPage />
+            </Loading>
+          }
+        />
+        <Route
+          path="account/mfa"
+          element={
+            <Loading>
+              <MfaSetupPage />
+            </Loading>
+          }
+        />
+        <Route path="*" element={<NotFoundPage />} />
+      </Route>
+    </Routes>
+  );
+}
+
+/** The app below the router and theme: data layer plus routes. */
+export function App({ client: given }: { client?: QueryClient }) {
+  const [client] = useState(() => given ?? makeQueryClient());
+  useEffect(() => {
+    // The session could not be refreshed: forget it; the route guards send the user to sign in.
+    setSessionLostHandler(() => forgetSession(client));
+  }, [client]);
+  return (
+    <QueryClientProvider client={client}>
+      <AppRoutes />
+    </QueryClientProvider>
+  );
+}

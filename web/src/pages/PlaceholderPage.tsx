@@ -1,0 +1,113 @@
+import { Alert, Card, CardContent, List, ListItem, ListItemText, Typography } from "@mui/material";
+import { PageHeader } from "../components/PageHeader";
+
+export interface PlannedPage {
+  title: string;
+  /** One sentence: what the page is for. */
+  purpose: string;
+  /** What it will show and let one do. */
+  will: string[];
+}
+
+/** A page that is not built yet: says plainly what will be here. Shows no data. */
+export function PlaceholderPage({ page }: { page: PlannedPage }) {
+  return (
+    <>
+      <PageHeader title={page.title} subtitle={page.purpose} />
+      <Alert severity="info" sx={{ mb: 2 }}>
+        This page is not built yet. Nothing below is data from your manager: it is a description of what
+        the page will show.
+      </Alert>
+      <Card variant="outlined">
+        <CardContent>
+          <Typography variant="subtitle1" component="h2" sx={{ fontWeight: 500 }}>
+            What will be here
+          </Typography>
+          <List dense>
+            {page.will.map((line) => (
+              <ListItem key={line} disableGutters>
+                <ListItemText primary={line} />
+              </ListItem>
+            ))}
+          </List>
+        </CardContent>
+      </Card>
+    </>
+  );
+}
+
+export const PLANNED = {
+  dashboard: {
+    title: "Dashboard",
+    purpose: "The health of the whole fleet at a glance.",
+    will: [
+      "Fleet health: how many hosts are up to date, have pending updates, need a reboot, or have not checked in.",
+      "Compliance: the share of hosts with no pending security update, overall and per group.",
+      "Pending security updates across the fleet, most urgent first.",
+      "Upcoming maintenance windows and the deployments queued for them.",
+      "Recent and running jobs.",
+    ],
+  },
+  hosts: {
+    title: "Hosts",
+    purpose: "Every enrolled host and its patch state.",
+    will: [
+      "A searchable, filterable list: hostname, OS and version, package manager, agent version, last check-in, pending and security updates, reboot required, group.",
+      "Host detail: system facts, installed packages, available updates with the reason each is (or is not) a security fix, CVEs, jobs, maintenance window and certificates.",
+      "Actions for operators and admins: scan now, refresh metadata, deploy selected updates (after a dry run), reboot.",
+    ],
+  },
+  groups: {
+    title: "Groups",
+    purpose: "Groups of hosts, which scope what operators and viewers see and what a deployment targets.",
+    will: [
+      "The list of groups with their host count and members.",
+      "For admins: create, rename and delete groups, move hosts between them, and assign users to them.",
+      "Per-group configuration and maintenance windows.",
+    ],
+  },
+  registrationTokens: {
+    title: "Registration tokens",
+    purpose: "Tokens that agents present once to enroll with this manager.",
+    will: [
+      "The list of tokens: label, seats used and left, expiry, the group new hosts join, and whether it is revoked.",
+      "Create a token (shown once, with the agent's enroll command to copy) and revoke one.",
+    ],
+  },
+  users: {
+    title: "Users",
+    purpose: "Who may sign in, with which role and over which groups.",
+    will: [
+      "The list of users: username, display name, role (admin, operator, viewer), sign-in source (local or SSO), MFA status, last login, locked or disabled.",
+      "Create users, change roles and group scope, reset a password (forcing a change at next login), reset MFA, disable or unlock an account.",
+    ],
+  },
+  certificates: {
+    title: "Certificates",
+    purpose: "The manager's internal certificate authority and the certificates it issued.",
+    will: [
+      "The CA certificate and its fingerprint, with a download, and the certificate revocation list.",
+      "Agent and manager certificates: subject, host, serial, validity and expiry warnings.",
+      "Revoke a certificate.",
+    ],
+  },
+  settings: {
+    title: "Settings",
+    purpose: "Manager-wide configuration that admins change at run time.",
+    will: [
+      "Security: whether MFA is required for local accounts, session lifetimes, lockout policy.",
+      "Single sign-on (OIDC) status.",
+      "Notifications (e-mail, signed webhooks) and the agents' check-in interval.",
+      "The command-signing key's fingerprint that agents pin.",
+    ],
+  },
+  auditLog: {
+    title: "Audit log",
+    purpose: "Every security-relevant action, in a hash-chained log.",
+    will: [
+      "Events with time, actor, action, target, source address and outcome, newest first.",
+      "Filters by actor, action, target, outcome and time range, and an export.",
+      "The result of verifying the log's hash chain.",
+    ],
+  },
+} satisfies Record<string, PlannedPage>;
