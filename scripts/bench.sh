@@ -5,7 +5,10 @@
 #     replayed from its own debug log, both timed with hyperfine;
 #  3. the agent's own share of a scan, from its debug log (scripts/scan_overhead.py);
 #  4. the push API: idle memory of `patchdeck-agent serve`, GET /api/v1/packages latency with
-#     2,000 installed packages, 100 concurrent mTLS clients (cargo bench --bench push_api).
+#     2,000 installed packages, 100 concurrent mTLS clients (cargo bench --bench push_api);
+#  5. the manager on SQLite and PostgreSQL: login latency, a 100-host page of 10,000 hosts
+#     (sequential and 8 concurrent clients), idle memory of `patchdeck serve`
+#     (cargo bench --bench manager; needs PostgreSQL, started here if none answers).
 # Usage: scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,3 +42,7 @@ BIN="$bin" python3 scripts/scan_overhead.py
 
 step "push API: idle memory, packages latency, 100 concurrent mTLS clients"
 cargo bench --locked -p patchdeck-agent --bench push_api
+
+step "manager: login latency, host list with 10,000 hosts, memory (SQLite and PostgreSQL)"
+ensure_postgres
+cargo bench --locked -p patchdeck --bench manager
