@@ -112,21 +112,24 @@ impl KeyMaterial {
                 return Ok((cert_pem, read(&key)?, None));
             }
         }
-        let mut dns: Vec<&str> = vec!["localhost"];
-        let mut ips: Vec<IpAddr> = vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)];
-        match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-            Ok(ip) if !ips.contains(&ip) => ips.insert(0, ip),
-            Ok(_) => {}
-            Err(_) if host != "localhost" => dns.insert(0, host),
-            Err(_) => {}
-        }
-        let validity = validity.min(self.ca.not_after().duration_since(now) - SignedDuration::from_hours(1));
-        let (issued, key_pem) = self.ca.issue_server_cert(&dns, &ips, now, validity)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let names = [host, "localhost", "127.0.0.1", "::1"];
+        let (issued, key_pem, _) = host_server_certificate(&self.ca, &names, now, validity)?;
         let chain = format!("{}{}", issued.cert_pem, self.ca.cert_pem());
         write_private(&key, key_pem.expose().as_bytes())?;
         write_public(&crt, chain.as_bytes())?;
         write_public(&names_file, wanted.as_bytes())?;
         Ok((chain, key_pem.expose().to_owned(), Some(issued)))
+    }
+
+    /// Whether `chain`, as [`Self::server_certificate`] writes it (the certificate, then the CA
+    /// that issued it), comes from this CA.
+    fn is_our_chain(&self, chain: &str) -> bool {
+        chain
+            .match_indices("-----BEGIN CERTIFICATE-----")
+            .nth(1)
+            .and_then(|(at, _)| patchdeck_crypto::ca::fingerprint(&chain[at..]).ok())
+            .is_some_and(|issuer| issuer == self.ca.fingerprint())
     }
 }
 
@@ -154,18 +157,6 @@ pub fn host_server_certificate(
     let validity = validity.min(ca.not_after().duration_since(now) - SignedDuration::from_hours(1));
     let (issued, key) = ca.issue_server_cert(&dns, &ips, now, validity)?;
     Ok((issued, key, subject))
-}
-
-impl KeyMaterial {
-    /// Whether `chain`, as [`Self::server_certificate`] writes it (the certificate, then the CA
-    /// that issued it), comes from this CA.
-    fn is_our_chain(&self, chain: &str) -> bool {
-        chain
-            .match_indices("-----BEGIN CERTIFICATE-----")
-            .nth(1)
-            .and_then(|(at, _)| patchdeck_crypto::ca::fingerprint(&chain[at..]).ok())
-            .is_some_and(|issuer| issuer == self.ca.fingerprint())
-    }
 }
 
 fn load_or_create_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
