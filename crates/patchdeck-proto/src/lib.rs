@@ -6,6 +6,7 @@
 //! they are pinned by tests in `tests/contract.rs`; rename nothing without a
 //! schema version bump.
 
+pub mod agent;
 pub mod inventory;
 pub mod lpa;
 
