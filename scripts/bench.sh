@@ -9,6 +9,8 @@
 #  5. the manager on SQLite and PostgreSQL: login latency, a 100-host page of 10,000 hosts
 #     (sequential and 8 concurrent clients), idle memory of `patchdeck serve`
 #     (cargo bench --bench manager; needs PostgreSQL, started here if none answers).
+#  6. pull check-ins: 10,000 simulated agents long-polling a release manager on SQLite, and the
+#     measured stream of unchanged check-ins (crates/patchdeck-sim/bench.sh; PATCHDECK_SIM_AGENTS=N).
 # Usage: scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,3 +48,6 @@ cargo bench --locked -p patchdeck-agent --bench push_api
 step "manager: login latency, host list with 10,000 hosts, memory (SQLite and PostgreSQL)"
 ensure_postgres
 cargo bench --locked -p patchdeck --bench manager
+
+step "pull check-ins: simulated agents on a release manager (SQLite)"
+crates/patchdeck-sim/bench.sh

@@ -35,7 +35,9 @@ enum Command {
         a: String,
         b: String,
     },
-    /// Run the host service: job engine, audit log, and the push API when enabled.
+    /// Enroll this host with a Patchdeck manager (pull mode).
+    Enroll(EnrollArgs),
+    /// Run the host service: job engine, audit log, pull mode when enrolled, and the push API when enabled.
     Serve {
         /// Where job records are kept [default: /var/lib/patchdeck-agent].
         #[arg(long, env = "PATCHDECK_AGENT_STATE_DIR")]
@@ -84,6 +86,29 @@ struct ScanArgs {
     /// dnf/yum --releasever for a root without os-release.
     #[arg(long)]
     releasever: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct EnrollArgs {
+    /// The manager's URL, e.g. https://manager.example:8443 [also PATCHDECK_SERVER, pull.server].
+    #[arg(long)]
+    server: Option<String>,
+    /// The registration token [also PATCHDECK_ENROLL_TOKEN, pull.enroll_token].
+    #[arg(long)]
+    token: Option<String>,
+    /// SHA-256 of the manager's CA certificate, hex (colons allowed), as the registration
+    /// token page shows it [also PATCHDECK_CA_FINGERPRINT, pull.ca_fingerprint].
+    #[arg(long, conflicts_with = "ca_cert")]
+    ca_fingerprint: Option<String>,
+    /// Trust the CA certificates in this PEM file instead [also pull.ca_cert].
+    #[arg(long)]
+    ca_cert: Option<PathBuf>,
+    /// Enroll again: a new key and certificate for this host (takes a seat of the token).
+    #[arg(long)]
+    force: bool,
+    /// Where the agent keeps its state [default: /var/lib/patchdeck-agent].
+    #[arg(long, env = "PATCHDECK_AGENT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -142,11 +167,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config { command: ConfigCommand::Show } => {
-            let config = AgentConfig::load(cli.config.as_deref())?;
+            let mut config = AgentConfig::load(cli.config.as_deref())?;
+            if let Some(token) = &mut config.pull.enroll_token {
+                *token = crate::config::Secret::new("[redacted]");
+            }
             print!("{}", serde_yaml_ng::to_string(&config)?);
             Ok(())
         }
         Command::Scan(args) => run_scan(cli.config, args),
+        Command::Enroll(args) => run_enroll(cli.config, args),
         Command::Serve { state_dir } => {
             let source = crate::reload::ConfigSource { path: cli.config, state_dir };
             let config = source.load()?;
@@ -158,6 +187,73 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(crate::serve::run(config, source))
         }
     }
+}
+
+fn run_enroll(config_path: Option<PathBuf>, args: EnrollArgs) -> anyhow::Result<()> {
+    use crate::pull::{self, EnrollError, EnrollOutcome, EnrollProgress, Identity, PullPaths, Trust};
+
+    let mut config = AgentConfig::load(config_path.as_deref())?;
+    if let Some(dir) = args.state_dir {
+        config.state_dir = dir;
+    }
+    let paths = PullPaths::new(&config.state_dir);
+    if !args.force {
+        if let Some(identity) = Identity::load(&paths)? {
+            println!("already enrolled as host {} with {}", identity.host_id, identity.server);
+            return Ok(());
+        }
+    }
+    let pull = &config.pull;
+    let server = args.server.or_else(|| pull.server.clone()).ok_or(EnrollError::NoServer)?;
+    let token =
+        args.token.map(crate::config::Secret::new).or_else(|| pull.enroll_token.clone()).ok_or(EnrollError::NoToken)?;
+    let trust = match (args.ca_fingerprint, args.ca_cert) {
+        (Some(fp), _) => Trust::Fingerprint(pull::enroll::parse_fingerprint(&fp).map_err(EnrollError::BadFingerprint)?),
+        (None, Some(file)) => Trust::CaFile(file),
+        (None, None) => match (&pull.ca_fingerprint, &pull.ca_cert) {
+            (Some(fp), _) => {
+                Trust::Fingerprint(pull::enroll::parse_fingerprint(fp).map_err(EnrollError::BadFingerprint)?)
+            }
+            (None, Some(file)) => Trust::CaFile(file.clone()),
+            (None, None) => return Err(EnrollError::NoTrust.into()),
+        },
+    };
+    let options = pull::EnrollOptions {
+        server,
+        token,
+        trust,
+        force: args.force,
+        state_dir: config.state_dir.clone(),
+        os_root: config.package_manager.root.clone(),
+        request_timeout: Duration::from_secs(config.pull.request_timeout_secs),
+    };
+    let mut progress = |p: EnrollProgress| match p {
+        EnrollProgress::CaTrusted { url, fingerprint } => {
+            eprintln!("Trusting the CA certificate from {url} (SHA-256 {fingerprint})");
+        }
+        EnrollProgress::Pending { host_id, retry_after, attempt } => eprintln!(
+            "Waiting for an administrator to approve host {host_id} (attempt {attempt}; asking again in {} s)…",
+            retry_after.as_secs()
+        ),
+        EnrollProgress::Retrying { error, retry_after } => {
+            eprintln!("{error}; trying again in {} s…", retry_after.as_secs().max(1));
+        }
+    };
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    match runtime.block_on(pull::enroll::enroll(&options, &mut progress, None))? {
+        EnrollOutcome::AlreadyEnrolled(identity) => {
+            println!("already enrolled as host {} with {}", identity.host_id, identity.server);
+        }
+        EnrollOutcome::Enrolled(identity) => {
+            println!("Enrolled as host {} with {}", identity.host_id, identity.server);
+            println!("Command-signing key fingerprint: {}", identity.command_key_fingerprint);
+            println!(
+                "Compare it with the fingerprint the manager shows, then start the agent (patchdeck-agent serve)."
+            );
+        }
+    }
+    Ok(())
 }
 
 fn run_scan(config_path: Option<PathBuf>, args: ScanArgs) -> anyhow::Result<()> {
@@ -180,7 +276,7 @@ fn run_scan(config_path: Option<PathBuf>, args: ScanArgs) -> anyhow::Result<()> 
     let pm = patchdeck_pkg::open_detected(pm_config.backend.kind(), pm_config.backend_options())?;
     let policy = if args.refresh {
         RefreshPolicy::Always
-    } else if args.no_refresh || pm_config.max_metadata_age_secs == 0 || !can_refresh(pm_config) {
+    } else if args.no_refresh || pm_config.max_metadata_age_secs == 0 || !scan::can_refresh(pm_config) {
         RefreshPolicy::Never
     } else {
         RefreshPolicy::OlderThan(Duration::from_secs(pm_config.max_metadata_age_secs))
@@ -202,10 +298,4 @@ fn run_scan(config_path: Option<PathBuf>, args: ScanArgs) -> anyhow::Result<()> 
         stdout.write_all(scan::render(&report, args.installed).as_bytes())?;
     }
     stdout.flush().context("writing the report")
-}
-
-/// Automatic refreshes need write access to the package manager's state;
-/// an unprivileged user scanning the host gets the last refresh's view.
-fn can_refresh(config: &crate::config::PackageManagerConfig) -> bool {
-    config.root != std::path::Path::new("/") || rustix::process::geteuid().is_root()
 }

@@ -28,6 +28,7 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     pub jobs: JobsConfig,
     pub push: PushConfig,
+    pub pull: PullConfig,
     pub audit: crate::audit::AuditConfig,
 }
 
@@ -38,6 +39,7 @@ impl Default for AgentConfig {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             jobs: JobsConfig::default(),
             push: PushConfig::default(),
+            pull: PullConfig::default(),
             audit: crate::audit::AuditConfig::default(),
         }
     }
@@ -170,6 +172,127 @@ impl PushConfig {
     }
 }
 
+/// A secret from the config file or the environment (the registration token): `Debug` never
+/// shows it, `config show` redacts it, and it is wiped from memory when dropped.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself, to send where it belongs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+/// The environment variables that set `pull:` keys (they override the file).
+pub const PULL_ENV: [(&str, &str); 3] = [
+    ("PATCHDECK_SERVER", "pull.server"),
+    ("PATCHDECK_ENROLL_TOKEN", "pull.enroll_token"),
+    ("PATCHDECK_CA_FINGERPRINT", "pull.ca_fingerprint"),
+];
+
+/// `pull:` — checking in with a manager (docs/protocol.md). Runs when the agent is enrolled,
+/// or enrolls first when `server`, `enroll_token` and a way to trust the manager are set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PullConfig {
+    pub enabled: bool,
+    /// The manager's URL, `https://host:8443` (`PATCHDECK_SERVER`).
+    pub server: Option<String>,
+    /// A registration token, only used to enroll (`PATCHDECK_ENROLL_TOKEN`).
+    pub enroll_token: Option<Secret>,
+    /// SHA-256 of the manager's CA certificate (`PATCHDECK_CA_FINGERPRINT`).
+    pub ca_fingerprint: Option<String>,
+    /// Or: a PEM file of CA certificates to trust for the manager.
+    pub ca_cert: Option<PathBuf>,
+    /// Longest time the manager may hold a check-in.
+    pub wait_secs: u64,
+    /// Time between scheduled scans.
+    pub scan_interval_secs: u64,
+    /// Limit for other requests, and the margin added to `wait_secs` for a check-in.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for PullConfig {
+    fn default() -> Self {
+        PullConfig {
+            enabled: true,
+            server: None,
+            enroll_token: None,
+            ca_fingerprint: None,
+            ca_cert: None,
+            wait_secs: 300,
+            scan_interval_secs: 3600,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+impl PullConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(server) = &self.server {
+            crate::pull::client::normalize_server(server).map_err(|e| anyhow::anyhow!("pull.server: {e}"))?;
+        }
+        if let Some(fp) = &self.ca_fingerprint {
+            crate::pull::enroll::parse_fingerprint(fp).map_err(|e| anyhow::anyhow!("pull.ca_fingerprint: {e}"))?;
+        }
+        if self.ca_fingerprint.is_some() && self.ca_cert.is_some() {
+            bail!("pull.ca_fingerprint and pull.ca_cert are both set; set one of them");
+        }
+        if self.ca_cert.as_ref().is_some_and(|p| !p.is_absolute()) {
+            bail!("pull.ca_cert must be an absolute path");
+        }
+        if !(1..=3600).contains(&self.wait_secs) {
+            bail!("pull.wait_secs must be between 1 and 3600, got {}", self.wait_secs);
+        }
+        if !(60..=7 * 86400).contains(&self.scan_interval_secs) {
+            bail!("pull.scan_interval_secs must be between 60 and 604800, got {}", self.scan_interval_secs);
+        }
+        if !(5..=600).contains(&self.request_timeout_secs) {
+            bail!("pull.request_timeout_secs must be between 5 and 600, got {}", self.request_timeout_secs);
+        }
+        Ok(())
+    }
+
+    /// Applies [`PULL_ENV`] (`get` reads a variable; empty values are ignored). A value is
+    /// checked here so that an error names the variable.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        if let Some(server) = var("PATCHDECK_SERVER") {
+            crate::pull::client::normalize_server(&server).map_err(|e| anyhow::anyhow!("PATCHDECK_SERVER: {e}"))?;
+            self.server = Some(server);
+        }
+        if let Some(token) = var("PATCHDECK_ENROLL_TOKEN") {
+            self.enroll_token = Some(Secret::new(token.trim()));
+        }
+        if let Some(fp) = var("PATCHDECK_CA_FINGERPRINT") {
+            crate::pull::enroll::parse_fingerprint(&fp)
+                .map_err(|e| anyhow::anyhow!("PATCHDECK_CA_FINGERPRINT: {e}"))?;
+            self.ca_fingerprint = Some(fp);
+            // The environment's fingerprint replaces a CA file from the config file.
+            self.ca_cert = None;
+        }
+        Ok(())
+    }
+}
+
 /// `package_manager:` — which backend drives this host and its limits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -293,7 +416,8 @@ impl PackageManagerConfig {
 
 impl AgentConfig {
     /// Reads `path`; a missing file at the default path means defaults, a
-    /// missing file anywhere else is an error.
+    /// missing file anywhere else is an error. The `pull:` environment
+    /// variables ([`PULL_ENV`]) are applied on top.
     pub fn load(path: Option<&Path>) -> anyhow::Result<AgentConfig> {
         let (path, explicit) = match path {
             Some(p) => (p, true),
@@ -301,10 +425,12 @@ impl AgentConfig {
         };
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(AgentConfig::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
             Err(e) => return Err(e).with_context(|| format!("reading config {}", path.display())),
         };
-        let config = AgentConfig::parse(&text).with_context(|| format!("in config {}", path.display()))?;
+        let mut config = AgentConfig::parse(&text).with_context(|| format!("in config {}", path.display()))?;
+        config.pull.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
         Ok(config)
     }
 
@@ -324,6 +450,7 @@ impl AgentConfig {
         }
         self.jobs.validate()?;
         self.push.validate()?;
+        self.pull.validate()?;
         self.audit.validate().map_err(|e| anyhow::anyhow!("audit: {e}"))?;
         Ok(())
     }
@@ -359,6 +486,36 @@ mod tests {
         assert!(format!("{err:#}").contains("refresh_timeout_secs"), "{err:#}");
         let err = AgentConfig::parse("package_manager:\n  root: relative/dir\n").unwrap_err();
         assert!(format!("{err:#}").contains("absolute"), "{err:#}");
+    }
+
+    #[test]
+    fn pull_section_is_validated_and_the_environment_overrides_it() {
+        let c = AgentConfig::parse(
+            "pull:\n  server: https://manager.example:8443\n  enroll_token: pdk_reg_x\n  ca_fingerprint: AB:CD\n",
+        );
+        assert!(format!("{:#}", c.unwrap_err()).contains("pull.ca_fingerprint"));
+        let err = AgentConfig::parse("pull:\n  server: http://manager.example\n").unwrap_err();
+        assert!(format!("{err:#}").contains("pull.server") && format!("{err:#}").contains("https://"), "{err:#}");
+        let err = AgentConfig::parse("pull:\n  wait_secs: 0\n").unwrap_err();
+        assert!(format!("{err:#}").contains("pull.wait_secs"), "{err:#}");
+
+        let mut c =
+            AgentConfig::parse("pull:\n  server: https://a.example\n  ca_cert: /etc/ssl/certs/ca.pem\n").unwrap();
+        let fp = "ab".repeat(32);
+        let env = |name: &str| match name {
+            "PATCHDECK_SERVER" => Some("https://b.example:8443".to_owned()),
+            "PATCHDECK_ENROLL_TOKEN" => Some("pdk_reg_secret".to_owned()),
+            "PATCHDECK_CA_FINGERPRINT" => Some(fp.clone()),
+            _ => None,
+        };
+        c.pull.apply_env(env).unwrap();
+        assert_eq!(c.pull.server.as_deref(), Some("https://b.example:8443"));
+        assert_eq!(c.pull.enroll_token.as_ref().map(Secret::expose), Some("pdk_reg_secret"));
+        assert_eq!((c.pull.ca_fingerprint.as_deref(), c.pull.ca_cert.as_ref()), (Some(fp.as_str()), None));
+        c.validate().unwrap();
+        assert!(!format!("{c:?}").contains("pdk_reg_secret"), "the token never shows in Debug");
+        let err = c.pull.apply_env(|n| (n == "PATCHDECK_CA_FINGERPRINT").then(|| "xyz".to_owned())).unwrap_err();
+        assert!(err.to_string().contains("PATCHDECK_CA_FINGERPRINT"), "{err}");
     }
 
     #[test]

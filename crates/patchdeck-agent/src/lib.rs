@@ -6,6 +6,7 @@ pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod jobs;
+pub mod pull;
 pub mod reload;
 pub mod scan;
 pub mod serve;

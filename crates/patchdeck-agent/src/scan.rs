@@ -62,6 +62,12 @@ pub fn scan(pm: &dyn PackageManager, policy: RefreshPolicy, progress: &mut dyn P
     })
 }
 
+/// Whether automatic metadata refreshes are possible: they write to the package manager's
+/// state, so on this system they need root (a sandbox root is the caller's own).
+pub fn can_refresh(config: &crate::config::PackageManagerConfig) -> bool {
+    config.root != std::path::Path::new("/") || rustix::process::geteuid().is_root()
+}
+
 /// Shows that a long step is running.
 pub trait Progress {
     fn start(&mut self, what: &str);

@@ -1,6 +1,7 @@
 //! `patchdeck-agent serve`: the host service.
 //!
-//! Opens the audit log and the job engine, and, when `push.enabled`, the
+//! Opens the audit log and the job engine, pull mode ([`crate::pull::start`]: checking in with
+//! the manager when enrolled or enrollable), and, when `push.enabled`, the
 //! Linux_Patch_API-compatible REST API over mutual TLS with its allow-list
 //! and certificate watcher. Tells systemd when it is ready (`Type=notify`).
 //! On SIGTERM or SIGINT it stops accepting connections and jobs, lets a
@@ -50,6 +51,7 @@ pub async fn run(config: AgentConfig, source: ConfigSource) -> anyhow::Result<()
     tokio::spawn(audit_job_outcomes(engine.clone(), audit.clone()));
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let pull = crate::pull::start(&config, engine.clone(), backend.clone(), stop_rx.clone());
     let mut push = if config.push.enabled {
         Some(start_push(&config, engine.clone(), backend, audit.clone(), stop_rx.clone()).await?)
     } else {
@@ -62,7 +64,10 @@ pub async fn run(config: AgentConfig, source: ConfigSource) -> anyhow::Result<()
     if let Err(err) = systemd::notify("READY=1") {
         tracing::warn!(%err, "could not notify systemd");
     }
-    let listening = push.as_ref().map(|p| format!(" listening on {}", p.addr)).unwrap_or_default();
+    let mut listening = push.as_ref().map(|p| format!(" listening on {}", p.addr)).unwrap_or_default();
+    if let Some(pull) = &pull {
+        listening.push_str(&format!("; {}", pull.description));
+    }
     tracing::info!(backend = %kind, state_dir = %config.state_dir.display(), "patchdeck-agent ready{listening}");
     eprintln!("patchdeck-agent ready ({kind}){listening}");
 
@@ -74,6 +79,13 @@ pub async fn run(config: AgentConfig, source: ConfigSource) -> anyhow::Result<()
     reloader.abort();
     if let Some(push) = push {
         push.server.await.context("the API server task failed")?.context("the API server failed")?;
+    }
+    if let Some(pull) = pull {
+        // The loop stops at once (an open long poll is dropped); results already in the outbox
+        // are sent after the next start.
+        if tokio::time::timeout(Duration::from_secs(10), pull.task).await.is_err() {
+            tracing::warn!("pull mode did not stop within 10 s");
+        }
     }
     let grace = Duration::from_secs(config.jobs.job_timeout_secs) + Duration::from_secs(30);
     let left = engine.drain(grace).await;

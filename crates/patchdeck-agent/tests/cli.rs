@@ -5,6 +5,9 @@ use assert_cmd::Command;
 fn agent() -> Command {
     let mut cmd = Command::cargo_bin("patchdeck-agent").expect("binary is built");
     cmd.env_remove("PATCHDECK_AGENT_CONFIG").env_remove("PATCHDECK_BACKEND").env_remove("PATCHDECK_ROOT");
+    for var in ["PATCHDECK_SERVER", "PATCHDECK_ENROLL_TOKEN", "PATCHDECK_CA_FINGERPRINT"] {
+        cmd.env_remove(var);
+    }
     cmd
 }
 
@@ -177,4 +180,36 @@ fn print_config_prints_the_commented_defaults() {
     let out = agent().args(["print-config", "--config", "/nonexistent/agent.yaml"]).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(out.stdout, text.as_bytes());
+}
+
+#[test]
+fn config_show_applies_the_pull_environment_and_redacts_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.yaml");
+    std::fs::write(&path, "pull:\n  wait_secs: 120\n  server: https://file.example:8443\n").unwrap();
+    let fingerprint = "AB:".repeat(31) + "AB";
+    let out = agent()
+        .args(["config", "show", "--config"])
+        .arg(&path)
+        .env("PATCHDECK_SERVER", "https://env.example:8443")
+        .env("PATCHDECK_ENROLL_TOKEN", "pdk_reg_topsecret")
+        .env("PATCHDECK_CA_FINGERPRINT", &fingerprint)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("wait_secs: 120"), "the file's keys stay: {text}");
+    assert!(text.contains("server: https://env.example:8443"), "the environment wins over the file: {text}");
+    assert!(text.contains(&format!("ca_fingerprint: {fingerprint}")), "{text}");
+    assert!(text.contains("enroll_token: '[redacted]'") && !text.contains("topsecret"), "{text}");
+
+    let out = agent()
+        .args(["config", "show", "--config"])
+        .arg(&path)
+        .env("PATCHDECK_CA_FINGERPRINT", "3f1c")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("PATCHDECK_CA_FINGERPRINT") && stderr.contains("64 hexadecimal digits"), "{stderr}");
 }

@@ -221,6 +221,12 @@ pub fn serial_of(cert_pem: &str) -> Result<CertSerial, CaError> {
     Ok(CertSerial(cert.tbs_certificate.raw_serial().to_vec()))
 }
 
+/// The serial number of a DER certificate, e.g. a TLS client's certificate.
+pub fn serial_of_der(der: &[u8]) -> Result<CertSerial, CaError> {
+    let cert = parse_certificate(der)?;
+    Ok(CertSerial(cert.tbs_certificate.raw_serial().to_vec()))
+}
+
 /// The end of validity (`notAfter`) of a PEM certificate (the first one of a chain).
 pub fn not_after_of(cert_pem: &str) -> Result<Timestamp, CaError> {
     let der = pem_block(cert_pem, &["CERTIFICATE"])?;
@@ -584,6 +590,7 @@ mod tests {
         let shown: Vec<String> = sans.general_names.iter().map(|n| n.to_string()).collect();
         assert_eq!(shown, ["DNSName(manager.example)", "DNSName(localhost)", "IPAddress(7f:00:00:01)"]);
         assert_eq!(issued.serial, serial_of(&issued.cert_pem).unwrap());
+        assert_eq!(issued.serial, serial_of_der(&der).unwrap());
         assert_eq!(issued.serial.as_bytes().len(), 16);
         assert_eq!(issued.not_after, now() + days(90));
         assert_eq!(issued.not_before, now() - BACKDATE);

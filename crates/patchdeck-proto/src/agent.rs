@@ -447,7 +447,8 @@ pub struct PackageChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandRejection {
-    /// The command id, when the payload could be read.
+    /// The command id, when the payload could be read. For a bad signature it is only the id
+    /// the payload claims: the manager uses it to fail that command of this host, nothing more.
     pub command_id: Option<Uuid>,
     pub nonce: String,
     pub reason: RejectionReason,

@@ -6,8 +6,9 @@
 //!   query is written once, in the SQL both databases accept, with `$1, $2` placeholders (SQLite
 //!   reads `$N` as parameter N). Where the dialects really differ the one function concerned
 //!   branches on [`Backend`]: text ordering (`COLLATE "C"` on PostgreSQL), the write-transaction
-//!   `BEGIN` (`BEGIN IMMEDIATE` on SQLite), the snapshot used to verify the audit chain, and
-//!   backups.
+//!   `BEGIN` (`BEGIN IMMEDIATE` on SQLite), the snapshot used to verify the audit chain,
+//!   backups, claiming commands (`FOR UPDATE SKIP LOCKED` on PostgreSQL) and recording a
+//!   check-in (one statement on PostgreSQL, a short transaction on SQLite).
 //! - **Per-backend, append-only migrations** in `migrations/sqlite` and `migrations/postgres`,
 //!   embedded with `sqlx::migrate!` and applied by [`Store::migrate`]. Both define the same
 //!   tables, columns and index names.
@@ -30,16 +31,21 @@
 //!
 //! Operations are `async` methods on [`Store`], one module per resource: users (with TOTP,
 //! recovery codes and OIDC links), WebAuthn credentials, groups and memberships, hosts (with the
-//! operator [`Scope`]), registration and API tokens, sessions and refresh tokens, certificates,
-//! the hash-chained audit log, and settings. Every method takes the time (`now`) as an argument:
+//! operator [`Scope`], agent enrollment, approval and check-ins), host inventories (installed
+//! packages, available updates, the fleet package search), the agents' command queue,
+//! registration and API tokens, sessions and refresh tokens, certificates, the hash-chained audit
+//! log, and settings. Every method takes the time (`now`) as an argument:
 //! the store never reads a clock.
 
 mod audit;
 mod certificates;
+mod commands;
 mod config;
 mod error;
 mod groups;
 mod hosts;
+mod inventory;
+mod notify;
 mod sessions;
 mod settings;
 mod sql;
@@ -51,10 +57,20 @@ mod webauthn;
 
 pub use audit::{AuditEntry, AuditFilter, AuditOutcome, ChainReport, NewAuditEntry};
 pub use certificates::{Certificate, CertificateFilter, CertificateKind, NewCertificate, RevokedCertificate};
+pub use commands::{
+    CommandFilter, CommandRecord, NewCommand, ResultOutcome, NOT_DELIVERED, NO_RESULT, REJECTED_PREFIX,
+};
 pub use config::{DatabaseConfig, StoreOptions};
 pub use error::{Error, Result};
 pub use groups::{Group, GroupUpdate};
-pub use hosts::{Host, HostFilter, HostSort, HostStatus, NewHost, Scope, Transport};
+pub use hosts::{
+    Approval, CheckinFacts, CheckinOutcome, EnrollError, Host, HostFilter, HostSort, HostStatus, NewAgentHost, NewHost,
+    Scope, Transport,
+};
+pub use inventory::{
+    FleetPackageHit, FleetPackageQuery, HostPackage, HostUpdate, PackageFilter, UpdateFilter, VersionCmp,
+};
+pub use notify::{Listener, Notification};
 pub use sessions::{NewSession, RotateOutcome, Session, REUSE_REASON};
 pub use settings::Setting;
 pub use store::{Backend, PoolStats, Store};

@@ -4,6 +4,8 @@
 use std::str::FromStr;
 
 use jiff::{SignedDuration, Timestamp};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, Row};
@@ -63,6 +65,25 @@ pub(crate) trait RowExt {
         let text = self.text(column)?;
         text.parse().map_err(|_| Error::Corrupt(format!("column {column} holds unknown value {text:?}")))
     }
+
+    /// A value stored as JSON text.
+    fn json<T: DeserializeOwned>(&self, column: &str) -> Result<T> {
+        from_json(&self.text(column)?, column)
+    }
+
+    /// A value stored as JSON text, or NULL.
+    fn opt_json<T: DeserializeOwned>(&self, column: &str) -> Result<Option<T>> {
+        self.opt_text(column)?.map(|text| from_json(&text, column)).transpose()
+    }
+}
+
+fn from_json<T: DeserializeOwned>(text: &str, column: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|err| Error::Corrupt(format!("column {column} holds unreadable JSON: {err}")))
+}
+
+/// A value as JSON text, for a TEXT column.
+pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<String> {
+    serde_json::to_string(value).map_err(|err| Error::Invalid(format!("{what} cannot be stored as JSON: {err}")))
 }
 
 impl RowExt for AnyRow {
@@ -116,6 +137,7 @@ pub(crate) fn contains_pattern(search: &str) -> String {
 pub(crate) enum Arg {
     Int(Option<i64>),
     Text(Option<String>),
+    Blob(Option<Vec<u8>>),
 }
 
 impl From<i64> for Arg {
@@ -127,6 +149,12 @@ impl From<i64> for Arg {
 impl From<String> for Arg {
     fn from(value: String) -> Self {
         Self::Text(Some(value))
+    }
+}
+
+impl From<Vec<u8>> for Arg {
+    fn from(value: Vec<u8>) -> Self {
+        Self::Blob(Some(value))
     }
 }
 
@@ -178,6 +206,7 @@ impl SqlBuilder {
             query = match arg {
                 Arg::Int(value) => query.bind(*value),
                 Arg::Text(value) => query.bind(value.as_deref()),
+                Arg::Blob(value) => query.bind(value.as_deref()),
             };
         }
         query

@@ -64,6 +64,8 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
     pub(crate) audit_verify_batch: u32,
+    /// The PostgreSQL URL, for `LISTEN` connections ([`Self::listen`]); `None` on SQLite.
+    pub(crate) listen_url: Option<std::sync::Arc<str>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -132,7 +134,12 @@ impl Store {
             .connect_with(connect_options)
             .await?;
         tracing::debug!(path = %path.display(), "opened SQLite database");
-        Ok(Self { pool, backend: Backend::Sqlite, audit_verify_batch: options.audit_verify_batch.max(1) })
+        Ok(Self {
+            pool,
+            backend: Backend::Sqlite,
+            audit_verify_batch: options.audit_verify_batch.max(1),
+            listen_url: None,
+        })
     }
 
     async fn connect_postgres(url: &str, options: &StoreOptions) -> Result<Self> {
@@ -144,7 +151,12 @@ impl Store {
             .acquire_timeout(options.acquire_timeout)
             .connect(url)
             .await?;
-        Ok(Self { pool, backend: Backend::Postgres, audit_verify_batch: options.audit_verify_batch.max(1) })
+        Ok(Self {
+            pool,
+            backend: Backend::Postgres,
+            audit_verify_batch: options.audit_verify_batch.max(1),
+            listen_url: Some(url.into()),
+        })
     }
 
     /// Applies the pending migrations of this backend. Safe to run again, and on PostgreSQL

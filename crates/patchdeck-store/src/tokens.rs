@@ -5,6 +5,7 @@
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
 
 use crate::error::{Error, Result, ResultExt};
 use crate::sql::{ms, prefixed, RowExt, SqlBuilder};
@@ -141,6 +142,41 @@ fn api_from_row(row: &AnyRow) -> Result<ApiToken> {
     })
 }
 
+/// [`Store::take_seat`] on one connection, so that a transaction (enrollment) can take the seat
+/// together with its other writes: one conditional `UPDATE` decides, and only a refusal reads
+/// the token again to say why.
+pub(crate) async fn take_seat_in(
+    conn: &mut AnyConnection,
+    token_hash: &TokenHashBytes,
+    now: Timestamp,
+) -> std::result::Result<RegistrationToken, TakeSeatError> {
+    let row = sqlx::query(&format!(
+        "UPDATE registration_tokens SET seats_used = seats_used + 1 \
+         WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 AND seats_used < seats_total \
+         RETURNING {REG_COLUMNS}"
+    ))
+    .bind(&token_hash[..])
+    .bind(ms(now))
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = row {
+        return Ok(registration_from_row(&row)?);
+    }
+    let row = sqlx::query(&format!("SELECT {REG_COLUMNS} FROM registration_tokens WHERE token_hash = $1"))
+        .bind(&token_hash[..])
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Err(TakeSeatError::NotFound) };
+    let token = registration_from_row(&row)?;
+    Err(if token.revoked_at.is_some() {
+        TakeSeatError::Revoked
+    } else if token.expires_at <= now {
+        TakeSeatError::Expired
+    } else {
+        TakeSeatError::NoSeatsLeft
+    })
+}
+
 impl Store {
     /// Stores a registration token.
     pub async fn create_registration_token(
@@ -214,31 +250,8 @@ impl Store {
         token_hash: &TokenHashBytes,
         now: Timestamp,
     ) -> std::result::Result<RegistrationToken, TakeSeatError> {
-        let row = sqlx::query(&format!(
-            "UPDATE registration_tokens SET seats_used = seats_used + 1 \
-             WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2 AND seats_used < seats_total \
-             RETURNING {REG_COLUMNS}"
-        ))
-        .bind(&token_hash[..])
-        .bind(ms(now))
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = row {
-            return Ok(registration_from_row(&row)?);
-        }
-        let row = sqlx::query(&format!("SELECT {REG_COLUMNS} FROM registration_tokens WHERE token_hash = $1"))
-            .bind(&token_hash[..])
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Err(TakeSeatError::NotFound) };
-        let token = registration_from_row(&row)?;
-        Err(if token.revoked_at.is_some() {
-            TakeSeatError::Revoked
-        } else if token.expires_at <= now {
-            TakeSeatError::Expired
-        } else {
-            TakeSeatError::NoSeatsLeft
-        })
+        let mut conn = self.pool.acquire().await?;
+        take_seat_in(&mut conn, token_hash, now).await
     }
 
     /// Gives a seat back after an enrollment failed past [`Self::take_seat`]. `false` when no

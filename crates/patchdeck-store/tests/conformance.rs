@@ -161,6 +161,22 @@ conformance!(
     audit_pruning_everything_then_appending,
     settings_round_trip,
     backup_of_a_live_database_restores,
+    agent_enrollment_binds_the_machine_and_takes_a_seat,
+    agent_enrollment_refusals_take_no_seat,
+    agent_reenrollment_keeps_the_host,
+    concurrent_enrollments_get_exactly_the_seats,
+    concurrent_enrollments_of_one_machine_bind_it_once,
+    checkins_record_facts_and_stale_hosts_go_offline,
+    host_filters_for_agents,
+    revoking_a_hosts_certificates,
+    inventory_replacement_replaces_everything,
+    fleet_package_search_compares_versions_by_key,
+    inventory_of_5000_packages,
+    commands_queue_claim_and_results,
+    commands_cancel_list_and_prune,
+    command_sweeper_times_out_what_will_not_finish,
+    concurrent_claimers_get_each_command_once,
+    concurrent_identical_results_apply_once,
 );
 
 async fn migrations_are_idempotent_and_the_pool_reports_stats(h: &Harness) {
@@ -1412,4 +1428,1053 @@ async fn backup_of_a_live_database_restores(h: &Harness) {
     restored.append_audit(&audit(T0 + 999, "system", "test.restored", AuditOutcome::Success)).await.unwrap();
     assert!(restored.verify_audit_chain().await.unwrap().is_intact());
     restored.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agents: enrollment, check-ins, inventory and commands.
+
+use patchdeck_proto::agent::{
+    Command, CommandResult, CommandState, Metrics, PackageChange, ResultError, Selection, Subsystem,
+};
+use patchdeck_proto::inventory::{
+    AvailableUpdate, BackendKind, InstalledPackage, OsInfo, RebootStatus, ScanReport, SecurityClass, SecurityInfo,
+    TxAction, SCAN_SCHEMA_VERSION,
+};
+use uuid::Uuid;
+
+fn agent_host(hostname: &str, machine_id: &str, approval: Approval) -> NewAgentHost {
+    NewAgentHost {
+        hostname: hostname.into(),
+        fqdn: Some(format!("{}.Example.com", hostname.to_uppercase())),
+        addresses: vec!["192.0.2.10".into(), "2001:db8::10".into()],
+        machine_id: machine_id.into(),
+        os_name: Some("debian".into()),
+        os_version: Some("12".into()),
+        os_pretty_name: Some("Debian GNU/Linux 12 (bookworm)".into()),
+        kernel: Some("6.1.0-18-amd64".into()),
+        arch: Some("x86_64".into()),
+        agent_version: "0.1.0".into(),
+        approval,
+        pending_csr: None,
+    }
+}
+
+fn machine(n: u32) -> String {
+    format!("{n:032x}")
+}
+
+async fn seats(store: &Store, label: &str, seats_total: u32) -> RegistrationToken {
+    let new = NewRegistrationToken {
+        token_hash: hash(label),
+        label: label.into(),
+        seats_total,
+        expires_at: at(T0 + 3600),
+        created_by: None,
+    };
+    store.create_registration_token(&new, at(T0)).await.unwrap()
+}
+
+async fn seats_used(store: &Store, token: &RegistrationToken) -> u32 {
+    store.get_registration_token(token.id).await.unwrap().unwrap().seats_used
+}
+
+async fn agent_enrollment_binds_the_machine_and_takes_a_seat(h: &Harness) {
+    let store = &h.store;
+    let token = seats(store, "rack", 3).await;
+    let new = agent_host("web-1", &machine(1), Approval::Approved);
+    let host = store.enroll_agent_host(&hash("rack"), &new, at(T0 + 1)).await.unwrap();
+    assert_eq!(
+        (host.transport, host.status, host.approval, host.machine_id.as_deref()),
+        (Transport::Pull, HostStatus::Pending, Approval::Approved, Some(machine(1).as_str()))
+    );
+    assert_eq!((host.hostname.as_str(), host.fqdn.as_deref()), ("web-1", Some("web-1.example.com")));
+    assert_eq!(host.addresses, ["192.0.2.10", "2001:db8::10"]);
+    assert_eq!((host.os_name.as_deref(), host.os_version.as_deref()), (Some("debian"), Some("12")));
+    assert_eq!(host.os_pretty_name.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+    assert_eq!((host.kernel.as_deref(), host.arch.as_deref()), (Some("6.1.0-18-amd64"), Some("x86_64")));
+    assert_eq!((host.agent_version.as_deref(), host.registration_token_id), (Some("0.1.0"), Some(token.id)));
+    assert_eq!((host.inventory_hash.as_deref(), host.metrics.as_ref(), host.reboot_required), (None, None, false));
+    assert_eq!((host.installed_count, host.updates_count, host.security_updates_count), (0, 0, 0));
+    assert_eq!((host.created_at, host.updated_at), (at(T0 + 1), at(T0 + 1)));
+    assert_eq!(store.get_host(host.id).await.unwrap().unwrap(), host);
+    assert_eq!(seats_used(store, &token).await, 1);
+    assert_eq!(store.pending_csr(host.id).await.unwrap(), None);
+
+    // Held for approval, with the CSR to sign later.
+    let held = NewAgentHost { pending_csr: Some("-----BEGIN CERTIFICATE REQUEST-----".into()), ..new.clone() };
+    let held = NewAgentHost { machine_id: machine(2), approval: Approval::Pending, ..held };
+    let pending = store.enroll_agent_host(&hash("rack"), &held, at(T0 + 2)).await.unwrap();
+    assert_eq!(pending.approval, Approval::Pending);
+    assert_eq!(store.pending_csr(pending.id).await.unwrap().as_deref(), Some("-----BEGIN CERTIFICATE REQUEST-----"));
+    let listed = store.list_hosts(&HostFilter::new(Scope::All)).await.unwrap();
+    assert_eq!(listed.items.iter().map(|h| h.id).collect::<Vec<_>>(), [host.id], "pending hosts are not listed");
+    let asked = HostFilter { approval: Some(Approval::Pending), ..HostFilter::new(Scope::All) };
+    assert_eq!(store.list_hosts(&asked).await.unwrap().items, std::slice::from_ref(&pending));
+
+    let approved = store.set_host_approval(pending.id, Approval::Approved, at(T0 + 3)).await.unwrap();
+    assert_eq!((approved.approval, approved.updated_at), (Approval::Approved, at(T0 + 3)));
+    store.clear_pending_csr(pending.id).await.unwrap();
+    assert_eq!(store.pending_csr(pending.id).await.unwrap(), None);
+    assert_eq!(store.list_hosts(&HostFilter::new(Scope::All)).await.unwrap().total, 2);
+    let rejected = store.set_host_approval(pending.id, Approval::Rejected, at(T0 + 4)).await.unwrap();
+    assert_eq!(rejected.approval, Approval::Rejected);
+    let missing = HostId(9999);
+    assert!(matches!(store.set_host_approval(missing, Approval::Approved, at(T0)).await, Err(Error::NotFound("host"))));
+    assert!(matches!(store.pending_csr(missing).await, Err(Error::NotFound("host"))));
+    assert!(matches!(store.clear_pending_csr(missing).await, Err(Error::NotFound("host"))));
+
+    // Hosts added by an administrator are approved; deleting the token keeps the host.
+    let push = store.create_host(&new_host("db-1", Transport::Push), at(T0)).await.unwrap();
+    assert_eq!((push.approval, push.addresses.len(), push.registration_token_id), (Approval::Approved, 0, None));
+}
+
+async fn agent_enrollment_refusals_take_no_seat(h: &Harness) {
+    let store = &h.store;
+    let token = seats(store, "one", 2).await;
+    let first = store
+        .enroll_agent_host(&hash("one"), &agent_host("a", &machine(1), Approval::Approved), at(T0 + 1))
+        .await
+        .unwrap();
+
+    // The machine id is bound: refused, and the seat is given back.
+    let clone = agent_host("clone", &machine(1), Approval::Approved);
+    match store.enroll_agent_host(&hash("one"), &clone, at(T0 + 2)).await {
+        Err(EnrollError::MachineAlreadyEnrolled(id)) => assert_eq!(id, first.id),
+        other => panic!("expected MachineAlreadyEnrolled, got {other:?}"),
+    }
+    assert_eq!(seats_used(store, &token).await, 1);
+
+    // Bad input is refused before anything is written.
+    for bad in [agent_host(" ", &machine(3), Approval::Approved), agent_host("b", "  ", Approval::Approved)] {
+        let err = store.enroll_agent_host(&hash("one"), &bad, at(T0 + 2)).await.unwrap_err();
+        assert!(matches!(err, EnrollError::Store(Error::Invalid(_))), "{err:?}");
+    }
+    assert_eq!(seats_used(store, &token).await, 1);
+
+    // Token refusals, with take_seat's precedence: unknown, revoked, expired, full.
+    let next = agent_host("b", &machine(2), Approval::Approved);
+    let seat_error = |result: Result<Host, EnrollError>| match result {
+        Err(EnrollError::Seat(err)) => err,
+        other => panic!("expected a seat error, got {other:?}"),
+    };
+    let err = seat_error(store.enroll_agent_host(&hash("nope"), &next, at(T0 + 2)).await);
+    assert!(matches!(err, TakeSeatError::NotFound), "{err}");
+    let err = seat_error(store.enroll_agent_host(&hash("one"), &next, at(T0 + 3600)).await);
+    assert!(matches!(err, TakeSeatError::Expired), "{err}");
+    store.enroll_agent_host(&hash("one"), &next, at(T0 + 3)).await.unwrap();
+    let third = agent_host("c", &machine(3), Approval::Approved);
+    let err = seat_error(store.enroll_agent_host(&hash("one"), &third, at(T0 + 4)).await);
+    assert!(matches!(err, TakeSeatError::NoSeatsLeft), "{err}");
+    store.revoke_registration_token(token.id, at(T0 + 5)).await.unwrap();
+    let err = seat_error(store.enroll_agent_host(&hash("one"), &third, at(T0 + 3600)).await);
+    assert!(matches!(err, TakeSeatError::Revoked), "revoked wins over expired: {err}");
+    assert!(store.get_host_by_machine_id(&machine(3)).await.unwrap().is_none());
+}
+
+async fn agent_reenrollment_keeps_the_host(h: &Harness) {
+    let store = &h.store;
+    let token = seats(store, "re", 4).await;
+    let other_token = seats(store, "other", 1).await;
+    let original = store
+        .enroll_agent_host(&hash("re"), &agent_host("old-name", &machine(7), Approval::Approved), at(T0 + 1))
+        .await
+        .unwrap();
+    let group = store.create_group("web", "", at(T0)).await.unwrap();
+    store.add_host_to_group(original.id, group.id).await.unwrap();
+    store.set_host_status(original.id, HostStatus::Online, Some(at(T0 + 5)), at(T0 + 5)).await.unwrap();
+
+    let again = NewAgentHost {
+        hostname: "new-name".into(),
+        fqdn: None,
+        addresses: vec!["198.51.100.7".into()],
+        os_version: Some("13".into()),
+        agent_version: "0.2.0".into(),
+        pending_csr: Some("csr".into()),
+        ..agent_host("x", &machine(7), Approval::Approved)
+    };
+    let host = store.reenroll_agent_host(&hash("other"), original.id, &again, at(T0 + 10)).await.unwrap();
+    assert_eq!(host.id, original.id);
+    assert_eq!((host.hostname.as_str(), host.fqdn.as_deref()), ("new-name", None));
+    assert_eq!((host.addresses.as_slice(), host.os_version.as_deref()), (&["198.51.100.7".to_owned()][..], Some("13")));
+    assert_eq!((host.agent_version.as_deref(), host.registration_token_id), (Some("0.2.0"), Some(other_token.id)));
+    assert_eq!((host.status, host.last_seen_at, host.created_at), (HostStatus::Online, Some(at(T0 + 5)), at(T0 + 1)));
+    assert_eq!(store.host_group_ids(host.id).await.unwrap(), [group.id], "groups stay");
+    assert_eq!(store.pending_csr(host.id).await.unwrap().as_deref(), Some("csr"));
+    assert_eq!((seats_used(store, &token).await, seats_used(store, &other_token).await), (1, 1));
+
+    // Judged like a new enrollment: it may become pending; a rejected host stays rejected.
+    let pending = NewAgentHost { approval: Approval::Pending, ..again.clone() };
+    let host = store.reenroll_agent_host(&hash("re"), original.id, &pending, at(T0 + 11)).await.unwrap();
+    assert_eq!(host.approval, Approval::Pending);
+    store.set_host_approval(original.id, Approval::Rejected, at(T0 + 12)).await.unwrap();
+    let host = store.reenroll_agent_host(&hash("re"), original.id, &again, at(T0 + 13)).await.unwrap();
+    assert_eq!(host.approval, Approval::Rejected);
+    assert_eq!(seats_used(store, &token).await, 3);
+
+    // No host, or the machine id of another host: refused without a seat.
+    let err = store.reenroll_agent_host(&hash("re"), HostId(9999), &again, at(T0 + 14)).await.unwrap_err();
+    assert!(matches!(err, EnrollError::Store(Error::NotFound("host"))), "{err:?}");
+    let neighbour = store
+        .enroll_agent_host(&hash("re"), &agent_host("n", &machine(8), Approval::Approved), at(T0 + 15))
+        .await
+        .unwrap();
+    assert_eq!(seats_used(store, &token).await, 4);
+    store.release_seat(token.id).await.unwrap();
+    let steal = NewAgentHost { machine_id: machine(8), ..again.clone() };
+    match store.reenroll_agent_host(&hash("re"), original.id, &steal, at(T0 + 16)).await {
+        Err(EnrollError::MachineAlreadyEnrolled(id)) => assert_eq!(id, neighbour.id),
+        other => panic!("expected MachineAlreadyEnrolled, got {other:?}"),
+    }
+    assert_eq!(seats_used(store, &token).await, 3);
+    let err = store.reenroll_agent_host(&hash("other"), original.id, &again, at(T0 + 17)).await.unwrap_err();
+    assert!(matches!(err, EnrollError::Seat(TakeSeatError::NoSeatsLeft)), "{err:?}");
+}
+
+async fn concurrent_enrollments_get_exactly_the_seats(h: &Harness) {
+    let store = &h.store;
+    let token = seats(store, "burst", 5).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            let new = agent_host(&format!("h{i}"), &machine(100 + i), Approval::Approved);
+            tokio::spawn(async move { store.enroll_agent_host(&hash("burst"), &new, at(T0 + 1)).await })
+        })
+        .collect();
+    let (mut enrolled, mut full) = (Vec::new(), 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(host) => enrolled.push(host.id),
+            Err(EnrollError::Seat(TakeSeatError::NoSeatsLeft)) => full += 1,
+            Err(other) => panic!("unexpected refusal: {other:?}"),
+        }
+    }
+    assert_eq!((enrolled.len(), full), (5, 3));
+    assert_eq!(seats_used(store, &token).await, 5);
+    assert_eq!(store.list_hosts(&HostFilter::new(Scope::All)).await.unwrap().total, 5, "one host per seat");
+}
+
+async fn concurrent_enrollments_of_one_machine_bind_it_once(h: &Harness) {
+    let store = &h.store;
+    let token = seats(store, "twins", 10).await;
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let store = store.clone();
+            let new = agent_host(&format!("twin{i}"), &machine(42), Approval::Approved);
+            tokio::spawn(async move { store.enroll_agent_host(&hash("twins"), &new, at(T0 + 1)).await })
+        })
+        .collect();
+    let (mut winners, mut refused) = (Vec::new(), Vec::new());
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(host) => winners.push(host.id),
+            Err(EnrollError::MachineAlreadyEnrolled(id)) => refused.push(id),
+            Err(other) => panic!("unexpected refusal: {other:?}"),
+        }
+    }
+    assert_eq!((winners.len(), refused.len()), (1, 5));
+    assert!(refused.iter().all(|id| *id == winners[0]), "every refusal names the winner");
+    assert_eq!(seats_used(store, &token).await, 1, "refused enrollments gave their seats back");
+}
+
+fn metrics(boot_id: Option<&str>, kernel: Option<&str>, reboot_required: bool) -> Metrics {
+    Metrics {
+        load: [0.5, 0.25, 0.125],
+        cpu_count: 4,
+        cpu_percent: Some(12.5),
+        memory_total_bytes: 8 << 30,
+        memory_available_bytes: 6 << 30,
+        uptime_secs: 3600,
+        boot_id: boot_id.map(str::to_owned),
+        kernel: kernel.map(str::to_owned),
+        reboot_required,
+        ..Metrics::default()
+    }
+}
+
+fn checkin(agent_version: &str, metrics: Metrics) -> CheckinFacts {
+    CheckinFacts { agent_version: agent_version.into(), metrics }
+}
+
+async fn checkins_record_facts_and_stale_hosts_go_offline(h: &Harness) {
+    let store = &h.store;
+    seats(store, "ci", 5).await;
+    let enroll = |n: u32| agent_host(&format!("pull{n}"), &machine(n), Approval::Approved);
+    let host = store.enroll_agent_host(&hash("ci"), &enroll(1), at(T0)).await.unwrap();
+    let fresh = store.enroll_agent_host(&hash("ci"), &enroll(2), at(T0)).await.unwrap();
+    let push = store.create_host(&new_host("push", Transport::Push), at(T0)).await.unwrap();
+
+    let facts = checkin("0.1.1", metrics(Some("boot-1"), Some("6.1.0-20-amd64"), true));
+    let outcome = store.record_checkin(host.id, &facts, at(T0 + 10)).await.unwrap();
+    assert_eq!(outcome, CheckinOutcome { previous_status: HostStatus::Pending, inventory_hash: None });
+    let seen = store.get_host(host.id).await.unwrap().unwrap();
+    assert_eq!(
+        (seen.status, seen.last_seen_at, seen.metrics_at),
+        (HostStatus::Online, Some(at(T0 + 10)), Some(at(T0 + 10)))
+    );
+    assert_eq!((seen.agent_version.as_deref(), seen.boot_id.as_deref()), (Some("0.1.1"), Some("boot-1")));
+    assert_eq!((seen.kernel.as_deref(), seen.reboot_required), (Some("6.1.0-20-amd64"), true));
+    let stored: Metrics = serde_json::from_value(seen.metrics.clone().unwrap()).unwrap();
+    assert_eq!(stored, facts.metrics, "metrics round-trip as JSON");
+
+    // Missing boot id and kernel keep the stored ones; the reboot flag always follows.
+    let quiet = checkin("0.1.1", metrics(None, None, false));
+    let outcome = store.record_checkin(host.id, &quiet, at(T0 + 20)).await.unwrap();
+    assert_eq!(outcome.previous_status, HostStatus::Online);
+    let seen = store.get_host(host.id).await.unwrap().unwrap();
+    assert_eq!((seen.boot_id.as_deref(), seen.kernel.as_deref()), (Some("boot-1"), Some("6.1.0-20-amd64")));
+    assert!(!seen.reboot_required);
+
+    // The stored inventory hash comes back, so the caller can ask for a new inventory.
+    let report = scan(BackendKind::Apt, vec![package("bash", "5.2.15-2+b2")], vec![]);
+    store.replace_inventory(host.id, &report, "sha256:0123", at(T0 + 21)).await.unwrap();
+    let outcome = store.record_checkin(host.id, &quiet, at(T0 + 30)).await.unwrap();
+    assert_eq!(outcome.inventory_hash.as_deref(), Some("sha256:0123"));
+
+    // Stale pull hosts go offline; push hosts and fresh pull hosts do not.
+    store.record_checkin(fresh.id, &quiet, at(T0 + 600)).await.unwrap();
+    store.set_host_status(push.id, HostStatus::Online, Some(at(T0)), at(T0)).await.unwrap();
+    let offline = store.mark_pull_hosts_offline(at(T0 + 300), at(T0 + 601)).await.unwrap();
+    assert_eq!(offline, [host.id]);
+    let gone = store.get_host(host.id).await.unwrap().unwrap();
+    assert_eq!(
+        (gone.status, gone.last_seen_at, gone.updated_at),
+        (HostStatus::Offline, Some(at(T0 + 30)), at(T0 + 601))
+    );
+    assert_eq!(store.get_host(push.id).await.unwrap().unwrap().status, HostStatus::Online);
+    assert_eq!(store.get_host(fresh.id).await.unwrap().unwrap().status, HostStatus::Online);
+    assert!(store.mark_pull_hosts_offline(at(T0 + 300), at(T0 + 602)).await.unwrap().is_empty(), "once");
+
+    // Its next check-in brings it back and says where it came from.
+    let outcome = store.record_checkin(host.id, &quiet, at(T0 + 700)).await.unwrap();
+    assert_eq!(outcome.previous_status, HostStatus::Offline);
+    assert_eq!(store.get_host(host.id).await.unwrap().unwrap().status, HostStatus::Online);
+    let err = store.record_checkin(HostId(9999), &quiet, at(T0)).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound("host")), "{err}");
+}
+
+async fn host_filters_for_agents(h: &Harness) {
+    let store = &h.store;
+    seats(store, "f", 5).await;
+    let deb = store.create_host(&new_host("deb1", Transport::Pull), at(T0)).await.unwrap();
+    let rhel = store.create_host(&new_host("rhel1", Transport::Pull), at(T0)).await.unwrap();
+    let never = store.create_host(&new_host("never", Transport::Pull), at(T0)).await.unwrap();
+    let pending = store
+        .enroll_agent_host(&hash("f"), &agent_host("pend1", &machine(1), Approval::Pending), at(T0))
+        .await
+        .unwrap();
+    let rejected = store
+        .enroll_agent_host(&hash("f"), &agent_host("rej1", &machine(2), Approval::Approved), at(T0))
+        .await
+        .unwrap();
+    store.set_host_approval(rejected.id, Approval::Rejected, at(T0)).await.unwrap();
+
+    let mut deb_scan = scan(
+        BackendKind::Apt,
+        vec![package("openssl", "3.0.11-1~deb12u2"), package("libc6", "2.36-9+deb12u3")],
+        vec![
+            update("openssl", "3.0.11-1~deb12u2", "3.0.13-1~deb12u1", SecurityClass::Security),
+            update("libc6", "2.36-9+deb12u3", "2.36-9+deb12u4", SecurityClass::Security),
+        ],
+    );
+    deb_scan.reboot.required = true;
+    store.replace_inventory(deb.id, &deb_scan, "sha256:deb", at(T0)).await.unwrap();
+    let mut rhel_scan = scan(
+        BackendKind::Dnf,
+        vec![package("openssl", "1:3.0.7-24.el9")],
+        vec![update("openssl", "1:3.0.7-24.el9", "1:3.0.7-25.el9", SecurityClass::NotSecurity)],
+    );
+    rhel_scan.os = OsInfo {
+        id: "rhel".into(),
+        version_id: Some("9.3".into()),
+        pretty_name: Some("Red Hat Enterprise Linux 9.3 (Plow)".into()),
+        ..OsInfo::default()
+    };
+    store.replace_inventory(rhel.id, &rhel_scan, "sha256:rhel", at(T0)).await.unwrap();
+    let quiet = checkin("0.1.0", metrics(None, None, true));
+    store.record_checkin(deb.id, &quiet, at(T0 + 10)).await.unwrap();
+    let quiet = checkin("0.1.0", metrics(None, None, false));
+    store.record_checkin(rhel.id, &quiet, at(T0 + 20)).await.unwrap();
+
+    let names = |page: Page<Host>| page.items.iter().map(|h| h.hostname.clone()).collect::<Vec<_>>();
+    let list = |filter: HostFilter| async move { names(store.list_hosts(&filter).await.unwrap()) };
+    let all = HostFilter::new(Scope::All);
+    assert_eq!(list(all.clone()).await, ["deb1", "never", "rhel1"], "approved only by default");
+    let waiting = store.list_hosts(&HostFilter { approval: Some(Approval::Pending), ..all.clone() }).await.unwrap();
+    assert_eq!((waiting.items.iter().map(|h| h.id).collect::<Vec<_>>(), waiting.total), (vec![pending.id], 1));
+    assert_eq!(list(HostFilter { approval: Some(Approval::Rejected), ..all.clone() }).await, ["rej1"]);
+    // `never` keeps the OS name it was created with ("Debian GNU/Linux").
+    assert_eq!(list(HostFilter { os: Some("DEBIAN".into()), ..all.clone() }).await, ["deb1", "never"]);
+    assert_eq!(list(HostFilter { os: Some("red hat".into()), ..all.clone() }).await, ["rhel1"]);
+    assert_eq!(list(HostFilter { os: Some("plow)".into()), ..all.clone() }).await, ["rhel1"]);
+    assert_eq!(list(HostFilter { has_security_updates: Some(true), ..all.clone() }).await, ["deb1"]);
+    assert_eq!(list(HostFilter { has_security_updates: Some(false), ..all.clone() }).await, ["never", "rhel1"]);
+    assert_eq!(list(HostFilter { reboot_required: Some(true), ..all.clone() }).await, ["deb1"]);
+    assert_eq!(list(HostFilter { reboot_required: Some(false), ..all.clone() }).await, ["never", "rhel1"]);
+    assert_eq!(list(HostFilter { seen_before: Some(at(T0 + 20)), ..all.clone() }).await, ["deb1"], "exclusive");
+    assert_eq!(list(HostFilter { seen_after: Some(at(T0 + 20)), ..all.clone() }).await, ["rhel1"], "inclusive");
+    let window = HostFilter { seen_after: Some(at(T0 + 10)), seen_before: Some(at(T0 + 21)), ..all.clone() };
+    assert_eq!(list(window).await, ["deb1", "rhel1"]);
+
+    let by_security = HostFilter { sort: HostSort::SecurityUpdates, dir: SortDir::Desc, ..all.clone() };
+    let page = store.list_hosts(&by_security).await.unwrap();
+    assert_eq!(page.items.iter().map(|h| h.id).collect::<Vec<_>>(), [deb.id, never.id, rhel.id], "ties by id desc");
+    let by_security = HostFilter { sort: HostSort::SecurityUpdates, ..all.clone() };
+    let page = store.list_hosts(&by_security).await.unwrap();
+    assert_eq!(page.items.iter().map(|h| h.id).collect::<Vec<_>>(), [rhel.id, never.id, deb.id]);
+
+    // The scope still applies, to rows and total.
+    let group = store.create_group("g", "", at(T0)).await.unwrap();
+    store.add_host_to_group(deb.id, group.id).await.unwrap();
+    let outside = HostFilter { has_security_updates: Some(true), ..HostFilter::new(Scope::Groups(vec![])) };
+    let page = store.list_hosts(&outside).await.unwrap();
+    assert_eq!((page.items.len(), page.total), (0, 0));
+}
+
+async fn revoking_a_hosts_certificates(h: &Harness) {
+    let store = &h.store;
+    let host = store.create_host(&new_host("agent", Transport::Pull), at(T0)).await.unwrap();
+    let other = store.create_host(&new_host("other", Transport::Pull), at(T0)).await.unwrap();
+    for (serial, owner) in [("0b", host.id), ("0a", host.id), ("0c", host.id), ("0d", other.id)] {
+        store.insert_certificate(&certificate(serial, CertificateKind::Client, Some(owner)), at(T0)).await.unwrap();
+    }
+    store.revoke_certificate("0c", "key_compromise", at(T0 + 1)).await.unwrap();
+    let revoked = store.revoke_host_certificates(host.id, "superseded", at(T0 + 2)).await.unwrap();
+    assert_eq!(revoked, ["0a", "0b"]);
+    let earlier = store.get_certificate_by_serial("0c").await.unwrap().unwrap();
+    assert_eq!((earlier.revoked_at, earlier.revocation_reason.as_deref()), (Some(at(T0 + 1)), Some("key_compromise")));
+    let now = store.get_certificate_by_serial("0a").await.unwrap().unwrap();
+    assert_eq!((now.revoked_at, now.revocation_reason.as_deref()), (Some(at(T0 + 2)), Some("superseded")));
+    assert_eq!(store.get_certificate_by_serial("0d").await.unwrap().unwrap().revoked_at, None);
+    assert!(store.revoke_host_certificates(host.id, "superseded", at(T0 + 3)).await.unwrap().is_empty());
+}
+
+fn package(name: &str, version: &str) -> InstalledPackage {
+    InstalledPackage {
+        name: name.into(),
+        version: version.into(),
+        arch: "amd64".into(),
+        source_package: Some(format!("{name}-src")),
+        source_version: None,
+        origin: Some("Debian:12/stable".into()),
+        installed_at: None,
+        size_bytes: Some(1024),
+        held: false,
+    }
+}
+
+fn update(name: &str, current: &str, candidate: &str, class: SecurityClass) -> AvailableUpdate {
+    let security = SecurityInfo {
+        class,
+        reason: format!("candidate {candidate} classified {class:?}"),
+        advisory_id: (class == SecurityClass::Security).then(|| format!("DSA-{name}")),
+        severity: (class == SecurityClass::Security).then(|| "important".to_owned()),
+    };
+    AvailableUpdate {
+        name: name.into(),
+        arch: "amd64".into(),
+        current_version: current.into(),
+        candidate_version: candidate.into(),
+        repository: Some("bookworm-security".into()),
+        security,
+        cves: if class == SecurityClass::Security { vec!["CVE-2024-0727".into()] } else { vec![] },
+        reboot_likely: name == "libc6",
+    }
+}
+
+fn scan(backend: BackendKind, installed: Vec<InstalledPackage>, updates: Vec<AvailableUpdate>) -> ScanReport {
+    ScanReport {
+        schema_version: SCAN_SCHEMA_VERSION,
+        scanned_at: at(T0 + 100),
+        os: OsInfo {
+            id: "debian".into(),
+            id_like: vec![],
+            version_id: Some("12".into()),
+            pretty_name: Some("Debian GNU/Linux 12 (bookworm)".into()),
+            kernel: Some("6.1.0-18-amd64".into()),
+            arch: Some("x86_64".into()),
+        },
+        backend,
+        version_format: backend.version_format(),
+        last_refresh: None,
+        installed,
+        updates,
+        reboot: RebootStatus::default(),
+    }
+}
+
+fn package_names(page: &Page<HostPackage>) -> Vec<&str> {
+    page.items.iter().map(|p| p.name.as_str()).collect()
+}
+
+async fn inventory_replacement_replaces_everything(h: &Harness) {
+    let store = &h.store;
+    let host = store.create_host(&new_host("inv", Transport::Pull), at(T0)).await.unwrap();
+    let bystander = store.create_host(&new_host("bystander", Transport::Pull), at(T0)).await.unwrap();
+    let mut held = package("zlib1g", "1:1.2.13.dfsg-1");
+    held.held = true;
+    let first = scan(
+        BackendKind::Apt,
+        vec![package("openssl", "3.0.11-1~deb12u2"), held, package("bash", "5.2.15-2+b2")],
+        vec![
+            update("openssl", "3.0.11-1~deb12u2", "3.0.13-1~deb12u1", SecurityClass::Security),
+            update("bash", "5.2.15-2+b2", "5.2.15-2+b3", SecurityClass::NotSecurity),
+        ],
+    );
+    store.replace_inventory(host.id, &first, "sha256:first", at(T0 + 200)).await.unwrap();
+    store.replace_inventory(bystander.id, &first, "sha256:first", at(T0 + 200)).await.unwrap();
+
+    let row = store.get_host(host.id).await.unwrap().unwrap();
+    assert_eq!((row.inventory_hash.as_deref(), row.scanned_at), (Some("sha256:first"), Some(at(T0 + 100))));
+    assert_eq!((row.backend.as_deref(), row.version_format.as_deref()), (Some("apt"), Some("deb")));
+    assert_eq!((row.os_name.as_deref(), row.os_version.as_deref()), (Some("debian"), Some("12")));
+    assert_eq!(row.os_pretty_name.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+    assert_eq!((row.kernel.as_deref(), row.arch.as_deref()), (Some("6.1.0-18-amd64"), Some("x86_64")));
+    assert_eq!((row.installed_count, row.updates_count, row.security_updates_count), (3, 2, 1));
+    assert_eq!((row.reboot_required, row.updated_at), (false, at(T0 + 200)));
+
+    let packages = store.list_host_packages(host.id, &PackageFilter::default()).await.unwrap();
+    assert_eq!((package_names(&packages), packages.total), (vec!["bash", "openssl", "zlib1g"], 3));
+    let zlib = &packages.items[2];
+    assert_eq!(
+        (zlib.version.as_str(), zlib.held, zlib.format),
+        ("1:1.2.13.dfsg-1", true, patchdeck_version::VersionFormat::Deb)
+    );
+    assert_eq!(
+        (zlib.source_package.as_deref(), zlib.origin.as_deref()),
+        (Some("zlib1g-src"), Some("Debian:12/stable"))
+    );
+    let search = PackageFilter { search: Some("SSL".into()), ..PackageFilter::default() };
+    assert_eq!(package_names(&store.list_host_packages(host.id, &search).await.unwrap()), ["openssl"]);
+    let paged = PackageFilter { paging: Paging::new(1, 1), ..PackageFilter::default() };
+    let page = store.list_host_packages(host.id, &paged).await.unwrap();
+    assert_eq!((package_names(&page), page.total), (vec!["openssl"], 3));
+
+    let updates = store.list_host_updates(host.id, &UpdateFilter::default()).await.unwrap();
+    assert_eq!(updates.items.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["bash", "openssl"]);
+    let security = UpdateFilter { security_only: true, ..UpdateFilter::default() };
+    let security = store.list_host_updates(host.id, &security).await.unwrap();
+    assert_eq!(security.total, 1);
+    let openssl = &security.items[0];
+    assert_eq!(
+        (openssl.security_class, openssl.security_reason.as_str()),
+        (SecurityClass::Security, "candidate 3.0.13-1~deb12u1 classified Security")
+    );
+    assert_eq!(
+        (openssl.current_version.as_str(), openssl.candidate_version.as_str()),
+        ("3.0.11-1~deb12u2", "3.0.13-1~deb12u1")
+    );
+    assert_eq!((openssl.advisory_id.as_deref(), openssl.severity.as_deref()), (Some("DSA-openssl"), Some("important")));
+    assert_eq!(
+        (openssl.cves.as_slice(), openssl.repository.as_deref()),
+        (&["CVE-2024-0727".to_owned()][..], Some("bookworm-security"))
+    );
+    let search = UpdateFilter { search: Some("bas".into()), ..UpdateFilter::default() };
+    assert_eq!(
+        store.list_host_updates(host.id, &search).await.unwrap().items[0].security_class,
+        SecurityClass::NotSecurity
+    );
+
+    // The second scan replaces every row; the other host keeps its own.
+    let mut second = scan(
+        BackendKind::Apt,
+        vec![package("curl", "7.88.1-10+deb12u5"), package("openssl", "3.0.13-1~deb12u1")],
+        vec![],
+    );
+    second.reboot.required = true;
+    second.os.pretty_name = None;
+    store.replace_inventory(host.id, &second, "sha256:second", at(T0 + 300)).await.unwrap();
+    let packages = store.list_host_packages(host.id, &PackageFilter::default()).await.unwrap();
+    assert_eq!((package_names(&packages), packages.total), (vec!["curl", "openssl"], 2));
+    assert_eq!(packages.items[1].version, "3.0.13-1~deb12u1");
+    assert_eq!(store.list_host_updates(host.id, &UpdateFilter::default()).await.unwrap().total, 0);
+    let row = store.get_host(host.id).await.unwrap().unwrap();
+    assert_eq!((row.installed_count, row.updates_count, row.security_updates_count), (2, 0, 0));
+    assert_eq!((row.inventory_hash.as_deref(), row.reboot_required), (Some("sha256:second"), true));
+    assert_eq!(row.os_pretty_name.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"), "absent facts are kept");
+    assert_eq!(store.list_host_packages(bystander.id, &PackageFilter::default()).await.unwrap().total, 3);
+
+    // A package listed twice is refused and changes nothing; so is an unknown host.
+    let twice = scan(BackendKind::Apt, vec![package("a", "1"), package("a", "1")], vec![]);
+    let err = store.replace_inventory(host.id, &twice, "sha256:twice", at(T0 + 400)).await.unwrap_err();
+    assert!(matches!(&err, Error::Invalid(what) if what.contains("twice")), "{err}");
+    assert_eq!(store.get_host(host.id).await.unwrap().unwrap().inventory_hash.as_deref(), Some("sha256:second"));
+    assert_eq!(store.list_host_packages(host.id, &PackageFilter::default()).await.unwrap().total, 2);
+    let err = store.replace_inventory(HostId(9999), &second, "sha256:x", at(T0)).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound("host")), "{err}");
+
+    // Deleting the host deletes its inventory.
+    store.delete_host(host.id).await.unwrap();
+    assert_eq!(store.list_host_packages(host.id, &PackageFilter::default()).await.unwrap().total, 0);
+}
+
+async fn fleet_package_search_compares_versions_by_key(h: &Harness) {
+    let store = &h.store;
+    let (a, _b, hosts) = scoped_fleet(store).await;
+    let mut broken = package("openssl", "1.0-");
+    broken.arch = "i386".into();
+    let installs: [(&str, BackendKind, Vec<InstalledPackage>); 6] = [
+        // deb: the epoch makes 1:1.0 newer than any 3.x; the unparseable version has no key.
+        ("a1", BackendKind::Apt, vec![package("openssl", "1:1.0"), broken]),
+        // deb: a tilde pre-release is older than the release.
+        ("a2", BackendKind::Apt, vec![package("openssl", "3.0.13~rc1")]),
+        // deb: equal to 3.0.13 although spelled differently.
+        ("ab", BackendKind::Apt, vec![package("openssl", "0:3.0.13-0"), package("libssl3", "3.0.1")]),
+        // rpm: 3.0.9 < 3.0.13 (as text it would be greater).
+        ("b1", BackendKind::Dnf, vec![package("openssl", "3.0.9-1.el9")]),
+        // rpm: the epoch wins.
+        ("u1", BackendKind::Dnf, vec![package("openssl", "1:3.0.1-1.el9")]),
+        // pacman: 3.0.13-1 equals 3.0.13 (a missing pkgrel matches any pkgrel).
+        ("u2", BackendKind::Pacman, vec![package("openssl", "3.0.13-1")]),
+    ];
+    for (name, backend, installed) in installs {
+        store.replace_inventory(hosts[name], &scan(backend, installed, vec![]), "sha256:x", at(T0)).await.unwrap();
+    }
+    let search = |scope: Scope, version: Option<(VersionCmp, &str)>| {
+        let query = FleetPackageQuery {
+            scope,
+            name: "openssl".into(),
+            version: version.map(|(cmp, v)| (cmp, v.to_owned())),
+            paging: Paging::default(),
+        };
+        async move {
+            let page = store.search_fleet_packages(&query).await.unwrap();
+            let hits: Vec<String> = page.items.iter().map(|hit| format!("{}:{}", hit.hostname, hit.version)).collect();
+            assert_eq!(hits.len() as u64, page.total.min(50));
+            (hits, page.total)
+        }
+    };
+    let v = "3.0.13";
+    assert_eq!(search(Scope::All, Some((VersionCmp::Lt, v))).await.0, ["a2:3.0.13~rc1", "b1:3.0.9-1.el9"]);
+    assert_eq!(
+        search(Scope::All, Some((VersionCmp::Le, v))).await.0,
+        ["a2:3.0.13~rc1", "ab:0:3.0.13-0", "b1:3.0.9-1.el9", "u2:3.0.13-1"]
+    );
+    assert_eq!(search(Scope::All, Some((VersionCmp::Eq, v))).await.0, ["ab:0:3.0.13-0", "u2:3.0.13-1"]);
+    assert_eq!(
+        search(Scope::All, Some((VersionCmp::Ge, v))).await.0,
+        ["a1:1:1.0", "ab:0:3.0.13-0", "u1:1:3.0.1-1.el9", "u2:3.0.13-1"]
+    );
+    assert_eq!(search(Scope::All, Some((VersionCmp::Gt, v))).await.0, ["a1:1:1.0", "u1:1:3.0.1-1.el9"]);
+    // dpkg: 1:1.0 > 9.9, and 1.0- (invalid) matches no comparison.
+    assert_eq!(
+        search(Scope::All, Some((VersionCmp::Lt, "9.9"))).await.0,
+        ["a2:3.0.13~rc1", "ab:0:3.0.13-0", "b1:3.0.9-1.el9", "u2:3.0.13-1"]
+    );
+    assert_eq!(search(Scope::All, Some((VersionCmp::Eq, "1:1.0-0"))).await.0, ["a1:1:1.0"]);
+    // pacman with a pkgrel compares it.
+    assert_eq!(search(Scope::All, Some((VersionCmp::Lt, "3.0.13-2"))).await.0.last().unwrap(), "u2:3.0.13-1");
+    assert_eq!(
+        search(Scope::All, Some((VersionCmp::Gt, "3.0.13-0.1"))).await.0,
+        ["a1:1:1.0", "u1:1:3.0.1-1.el9", "u2:3.0.13-1"]
+    );
+
+    // Without a version every installed openssl is a hit, ordered by hostname, host, arch.
+    let (all, total) = search(Scope::All, None).await;
+    assert_eq!(
+        all,
+        ["a1:1:1.0", "a1:1.0-", "a2:3.0.13~rc1", "ab:0:3.0.13-0", "b1:3.0.9-1.el9", "u1:1:3.0.1-1.el9", "u2:3.0.13-1"]
+    );
+    assert_eq!(total, 7);
+
+    // The scope limits rows and total: group A plus the ungrouped hosts, not b1.
+    let (hits, total) = search(Scope::Groups(vec![a]), Some((VersionCmp::Lt, v))).await;
+    assert_eq!((hits, total), (vec!["a2:3.0.13~rc1".to_owned()], 1));
+    let (hits, total) = search(Scope::Groups(vec![]), None).await;
+    assert_eq!((hits, total), (vec!["u1:1:3.0.1-1.el9".to_owned(), "u2:3.0.13-1".to_owned()], 2));
+    let paged =
+        FleetPackageQuery { scope: Scope::All, name: "openssl".into(), version: None, paging: Paging::new(2, 2) };
+    let page = store.search_fleet_packages(&paged).await.unwrap();
+    assert_eq!(
+        (page.items.iter().map(|hit| hit.hostname.as_str()).collect::<Vec<_>>(), page.total),
+        (vec!["a2", "ab"], 7)
+    );
+    let hit = &page.items[1];
+    assert_eq!(
+        (hit.host_id, hit.name.as_str(), hit.arch.as_str(), hit.format),
+        (hosts["ab"], "openssl", "amd64", patchdeck_version::VersionFormat::Deb)
+    );
+
+    // Exact names only; a version no format accepts is refused.
+    let prefix = FleetPackageQuery { name: "openss".into(), ..paged.clone() };
+    assert_eq!(store.search_fleet_packages(&prefix).await.unwrap().total, 0);
+    let bad = FleetPackageQuery { version: Some((VersionCmp::Lt, "3.0 13".into())), ..paged };
+    assert!(matches!(store.search_fleet_packages(&bad).await, Err(Error::Invalid(_))));
+}
+
+async fn inventory_of_5000_packages(h: &Harness) {
+    let store = &h.store;
+    let host = store.create_host(&new_host("big", Transport::Pull), at(T0)).await.unwrap();
+    let report = |revision: u32| {
+        let installed = (0..5000).map(|i| package(&format!("pkg-{i:05}"), &format!("1.{i}-{revision}"))).collect();
+        let updates = (0..300)
+            .map(|i| {
+                let name = format!("pkg-{i:05}");
+                let class = if i % 3 == 0 { SecurityClass::Security } else { SecurityClass::NotSecurity };
+                update(&name, &format!("1.{i}-{revision}"), &format!("1.{i}-{}", revision + 1), class)
+            })
+            .collect();
+        scan(BackendKind::Apt, installed, updates)
+    };
+    for revision in [1, 2] {
+        let started = std::time::Instant::now();
+        store.replace_inventory(host.id, &report(revision), &format!("sha256:{revision}"), at(T0)).await.unwrap();
+        // Reported, not asserted (tests never assert timings; see docs/benchmarks.md).
+        eprintln!(
+            "{:?}: replace_inventory of 5000 packages and 300 updates took {:?}",
+            store.backend(),
+            started.elapsed()
+        );
+    }
+    let row = store.get_host(host.id).await.unwrap().unwrap();
+    assert_eq!((row.installed_count, row.updates_count, row.security_updates_count), (5000, 300, 100));
+    let page = store
+        .list_host_packages(host.id, &PackageFilter { paging: Paging::new(1000, 4990), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 5000);
+    assert_eq!(package_names(&page), (4990..5000).map(|i| format!("pkg-{i:05}")).collect::<Vec<_>>());
+    assert!(page.items.iter().all(|p| p.version.ends_with("-2")), "only the second scan's rows remain");
+    assert_eq!(
+        store
+            .list_host_updates(host.id, &UpdateFilter { security_only: true, ..Default::default() })
+            .await
+            .unwrap()
+            .total,
+        100
+    );
+    let query = FleetPackageQuery {
+        scope: Scope::All,
+        name: "pkg-04999".into(),
+        version: Some((VersionCmp::Lt, "1.4999-3".into())),
+        paging: Paging::default(),
+    };
+    assert_eq!(store.search_fleet_packages(&query).await.unwrap().items[0].version, "1.4999-2");
+}
+
+fn scan_command() -> Command {
+    Command::Scan { subsystems: vec![Subsystem::Packages], refresh: true }
+}
+
+fn new_command(host: HostId, command: Command) -> NewCommand {
+    NewCommand { host, command, created_by: None, retry_of: None, deliver_by: at(T0 + 300) }
+}
+
+fn result(id: Uuid, state: CommandState) -> CommandResult {
+    CommandResult {
+        command_id: id,
+        state,
+        at: at(T0 + 1_000_000),
+        job_id: None,
+        error: None,
+        output: String::new(),
+        changes: vec![],
+        reboot_required: false,
+    }
+}
+
+fn ids(commands: &[CommandRecord]) -> Vec<Uuid> {
+    commands.iter().map(|c| c.id).collect()
+}
+
+async fn commands_queue_claim_and_results(h: &Harness) {
+    let store = &h.store;
+    let admin = store.create_user(&new_user("admin", Role::Admin), at(T0)).await.unwrap();
+    let host = store.create_host(&new_host("agent", Transport::Pull), at(T0)).await.unwrap();
+    let other = store.create_host(&new_host("other", Transport::Pull), at(T0)).await.unwrap();
+
+    let upgrade = Command::Upgrade { selection: Selection::Security, dry_run: false };
+    let first = NewCommand { created_by: Some(admin.id), ..new_command(host.id, scan_command()) };
+    let first = store.queue_command(&first, at(T0)).await.unwrap();
+    assert_eq!((first.state, first.kind.as_str(), &first.command), (CommandState::Pending, "scan", &scan_command()));
+    assert_eq!(
+        (first.host_id, first.created_by, first.created_at, first.deliver_by),
+        (host.id, Some(admin.id), at(T0), at(T0 + 300))
+    );
+    assert_eq!((first.sent_at, first.started_at, first.finished_at, first.output.as_deref()), (None, None, None, None));
+    assert_eq!(store.get_command(first.id).await.unwrap().unwrap(), first);
+    // Queued within the same millisecond: delivered in queue order all the same.
+    let second = store.queue_command(&new_command(host.id, upgrade.clone()), at(T0)).await.unwrap();
+    let third = store
+        .queue_command(&new_command(host.id, Command::Reboot { delay_secs: 60, force: false }), at(T0))
+        .await
+        .unwrap();
+    let elsewhere = store.queue_command(&new_command(other.id, scan_command()), at(T0)).await.unwrap();
+
+    assert!(matches!(
+        store.queue_command(&new_command(HostId(9999), scan_command()), at(T0)).await,
+        Err(Error::MissingReference(_))
+    ));
+    let late = NewCommand { deliver_by: at(T0), ..new_command(host.id, scan_command()) };
+    assert!(matches!(store.queue_command(&late, at(T0)).await, Err(Error::Invalid(_))));
+    let orphan = NewCommand { retry_of: Some(Uuid::new_v4()), ..new_command(host.id, scan_command()) };
+    assert!(matches!(store.queue_command(&orphan, at(T0)).await, Err(Error::MissingReference(_))));
+
+    // Delivery: oldest first, each once.
+    assert!(store.has_pending_commands(host.id, at(T0 + 1)).await.unwrap());
+    assert!(!store.has_pending_commands(host.id, at(T0 + 300)).await.unwrap(), "past its deadline");
+    assert!(store.claim_commands(host.id, at(T0 + 1), 0).await.unwrap().is_empty());
+    let claimed = store.claim_commands(host.id, at(T0 + 1), 2).await.unwrap();
+    assert_eq!(ids(&claimed), [first.id, second.id]);
+    assert!(claimed.iter().all(|c| c.state == CommandState::Sent && c.sent_at == Some(at(T0 + 1))));
+    assert_eq!(ids(&store.claim_commands(host.id, at(T0 + 2), 10).await.unwrap()), [third.id]);
+    assert!(store.claim_commands(host.id, at(T0 + 3), 10).await.unwrap().is_empty());
+    assert!(!store.has_pending_commands(host.id, at(T0 + 3)).await.unwrap());
+    assert!(store.has_pending_commands(other.id, at(T0 + 3)).await.unwrap());
+
+    // running, once.
+    let job = Uuid::new_v4();
+    let running = CommandResult { job_id: Some(job), ..result(first.id, CommandState::Running) };
+    let ResultOutcome::Applied(record) = store.apply_command_result(host.id, &running, at(T0 + 10)).await.unwrap()
+    else {
+        panic!("running applies")
+    };
+    assert_eq!(
+        (record.state, record.started_at, record.job_id, record.updated_at),
+        (CommandState::Running, Some(at(T0 + 10)), Some(job), at(T0 + 10))
+    );
+    let again = store.apply_command_result(host.id, &running, at(T0 + 11)).await.unwrap();
+    assert_eq!(again, ResultOutcome::Duplicate(record.clone()), "a repeated report changes nothing");
+    // Another host's command, or no command at all.
+    assert_eq!(store.apply_command_result(other.id, &running, at(T0 + 11)).await.unwrap(), ResultOutcome::Unknown);
+    let stray = result(elsewhere.id, CommandState::Completed);
+    assert_eq!(store.apply_command_result(host.id, &stray, at(T0 + 11)).await.unwrap(), ResultOutcome::Unknown);
+    assert_eq!(store.get_command(elsewhere.id).await.unwrap().unwrap().state, CommandState::Pending);
+    let nothing = result(Uuid::new_v4(), CommandState::Running);
+    assert_eq!(store.apply_command_result(host.id, &nothing, at(T0 + 11)).await.unwrap(), ResultOutcome::Unknown);
+    let bogus = result(first.id, CommandState::Sent);
+    assert!(matches!(store.apply_command_result(host.id, &bogus, at(T0 + 11)).await, Err(Error::Invalid(_))));
+
+    // completed, once, with everything it reports.
+    let change = PackageChange {
+        name: "openssl".into(),
+        arch: Some("amd64".into()),
+        action: TxAction::Upgrade,
+        from: Some("3.0.11".into()),
+        to: Some("3.0.13".into()),
+    };
+    let done = CommandResult {
+        job_id: Some(job),
+        output: "Setting up openssl (3.0.13) ...".into(),
+        changes: vec![change.clone()],
+        reboot_required: true,
+        ..result(first.id, CommandState::Completed)
+    };
+    let ResultOutcome::Applied(record) = store.apply_command_result(host.id, &done, at(T0 + 20)).await.unwrap() else {
+        panic!("completed applies")
+    };
+    assert_eq!(
+        (record.state, record.started_at, record.finished_at),
+        (CommandState::Completed, Some(at(T0 + 10)), Some(at(T0 + 20)))
+    );
+    assert_eq!(
+        (record.output.as_deref(), record.changes.as_slice(), record.reboot_required),
+        (Some("Setting up openssl (3.0.13) ..."), &[change][..], true)
+    );
+    assert_eq!((record.error_code.as_deref(), record.job_id), (None, Some(job)));
+    for late in [done.clone(), running.clone(), result(first.id, CommandState::Failed)] {
+        let outcome = store.apply_command_result(host.id, &late, at(T0 + 30)).await.unwrap();
+        assert_eq!(outcome, ResultOutcome::Duplicate(record.clone()), "{:?} after completed", late.state);
+    }
+
+    // A final report straight from `sent`.
+    let failed = CommandResult {
+        error: Some(ResultError { code: "PACKAGE_NOT_FOUND".into(), message: "no such package".into() }),
+        ..result(second.id, CommandState::Failed)
+    };
+    let ResultOutcome::Applied(record) = store.apply_command_result(host.id, &failed, at(T0 + 40)).await.unwrap()
+    else {
+        panic!("failed applies from sent")
+    };
+    assert_eq!((record.state, record.started_at, record.finished_at), (CommandState::Failed, None, Some(at(T0 + 40))));
+    assert_eq!(
+        (record.error_code.as_deref(), record.error_message.as_deref()),
+        (Some("PACKAGE_NOT_FOUND"), Some("no such package"))
+    );
+    assert_eq!(record.command, upgrade);
+
+    // A rejection fails a command that is not final, once.
+    let ResultOutcome::Applied(record) = store
+        .reject_command(host.id, third.id, "bad_signature", "signature does not verify", at(T0 + 50))
+        .await
+        .unwrap()
+    else {
+        panic!("rejection applies")
+    };
+    assert_eq!((record.state, record.error_code.as_deref()), (CommandState::Failed, Some("rejected_bad_signature")));
+    assert_eq!(
+        (record.error_message.as_deref(), record.finished_at),
+        (Some("signature does not verify"), Some(at(T0 + 50)))
+    );
+    let again = store.reject_command(host.id, third.id, "replayed", "seen", at(T0 + 51)).await.unwrap();
+    assert_eq!(again, ResultOutcome::Duplicate(record));
+    assert_eq!(
+        store.reject_command(other.id, third.id, "expired", "x", at(T0 + 51)).await.unwrap(),
+        ResultOutcome::Unknown
+    );
+    assert!(store.get_command(Uuid::new_v4()).await.unwrap().is_none());
+}
+
+async fn commands_cancel_list_and_prune(h: &Harness) {
+    let store = &h.store;
+    let host = store.create_host(&new_host("agent", Transport::Pull), at(T0)).await.unwrap();
+    let grouped = store.create_host(&new_host("grouped", Transport::Pull), at(T0)).await.unwrap();
+    let group = store.create_group("hidden", "", at(T0)).await.unwrap();
+    store.add_host_to_group(grouped.id, group.id).await.unwrap();
+
+    let pending = store.queue_command(&new_command(host.id, scan_command()), at(T0)).await.unwrap();
+    let cancelled = store.cancel_command(pending.id, at(T0 + 5)).await.unwrap();
+    assert_eq!((cancelled.state, cancelled.finished_at), (CommandState::Cancelled, Some(at(T0 + 5))));
+    let err = store.cancel_command(pending.id, at(T0 + 6)).await.unwrap_err();
+    assert!(matches!(&err, Error::Conflict(what) if what.contains("cancelled")), "{err}");
+    let sent = store.queue_command(&new_command(host.id, Command::RefreshMetadata), at(T0 + 1)).await.unwrap();
+    store.claim_commands(host.id, at(T0 + 2), 10).await.unwrap();
+    let err = store.cancel_command(sent.id, at(T0 + 6)).await.unwrap_err();
+    assert!(matches!(&err, Error::Conflict(what) if what.contains("sent")), "{err}");
+    assert!(matches!(store.cancel_command(Uuid::new_v4(), at(T0)).await, Err(Error::NotFound("command"))));
+    assert_eq!(store.claim_commands(host.id, at(T0 + 7), 10).await.unwrap().len(), 0, "cancelled is never delivered");
+
+    let done = CommandResult { ..result(sent.id, CommandState::Completed) };
+    store.apply_command_result(host.id, &done, at(T0 + 100)).await.unwrap();
+    let retry = NewCommand { retry_of: Some(sent.id), ..new_command(host.id, Command::RefreshMetadata) };
+    let retry = store.queue_command(&retry, at(T0 + 101)).await.unwrap();
+    assert_eq!(retry.retry_of, Some(sent.id));
+    let hidden = store.queue_command(&new_command(grouped.id, Command::RefreshMetadata), at(T0 + 102)).await.unwrap();
+
+    // Newest first; scope, host, state and kind filters apply to rows and total.
+    let list = |filter: CommandFilter| async move {
+        let page = store.list_commands(&filter).await.unwrap();
+        (ids(&page.items), page.total)
+    };
+    assert_eq!(list(CommandFilter::new(Scope::All)).await, (vec![hidden.id, retry.id, sent.id, pending.id], 4));
+    assert_eq!(list(CommandFilter::new(Scope::Groups(vec![]))).await, (vec![retry.id, sent.id, pending.id], 3));
+    assert_eq!(list(CommandFilter::new(Scope::Groups(vec![group.id]))).await.1, 4);
+    let of_grouped = CommandFilter { host: Some(grouped.id), ..CommandFilter::new(Scope::Groups(vec![])) };
+    assert_eq!(list(of_grouped).await, (vec![], 0), "a host outside the scope shows nothing");
+    let by_state = CommandFilter { state: Some(CommandState::Pending), ..CommandFilter::new(Scope::All) };
+    assert_eq!(list(by_state).await, (vec![hidden.id, retry.id], 2));
+    let by_kind = CommandFilter { kind: Some("scan".into()), host: Some(host.id), ..CommandFilter::new(Scope::All) };
+    assert_eq!(list(by_kind).await, (vec![pending.id], 1));
+    let paged = CommandFilter { paging: Paging::new(1, 1), ..CommandFilter::new(Scope::All) };
+    assert_eq!(list(paged).await, (vec![retry.id], 4));
+
+    // Pruning removes finished commands only; a retry loses its link to a pruned command.
+    assert_eq!(store.prune_commands_finished_before(at(T0 + 5)).await.unwrap(), 0, "exclusive");
+    assert_eq!(store.prune_commands_finished_before(at(T0 + 101)).await.unwrap(), 2);
+    assert!(
+        store.get_command(pending.id).await.unwrap().is_none() && store.get_command(sent.id).await.unwrap().is_none()
+    );
+    assert_eq!(store.get_command(retry.id).await.unwrap().unwrap().retry_of, None);
+    assert_eq!(list(CommandFilter::new(Scope::All)).await.1, 2);
+
+    // Deleting a host deletes its commands.
+    store.delete_host(grouped.id).await.unwrap();
+    assert!(store.get_command(hidden.id).await.unwrap().is_none());
+}
+
+async fn command_sweeper_times_out_what_will_not_finish(h: &Harness) {
+    let store = &h.store;
+    let host = store.create_host(&new_host("agent", Transport::Pull), at(T0)).await.unwrap();
+    let run_timeout = jiff::SignedDuration::from_mins(5);
+    let soon = NewCommand { deliver_by: at(T0 + 60), ..new_command(host.id, scan_command()) };
+    let sent = store.queue_command(&new_command(host.id, Command::RefreshMetadata), at(T0)).await.unwrap();
+    let running = store.queue_command(&new_command(host.id, scan_command()), at(T0)).await.unwrap();
+    assert_eq!(store.claim_commands(host.id, at(T0 + 10), 2).await.unwrap().len(), 2);
+    let undelivered = store.queue_command(&soon, at(T0)).await.unwrap();
+    let later = NewCommand { deliver_by: at(T0 + 600), ..new_command(host.id, scan_command()) };
+    let later = store.queue_command(&later, at(T0)).await.unwrap();
+    store.apply_command_result(host.id, &result(running.id, CommandState::Running), at(T0 + 100)).await.unwrap();
+
+    assert!(store.sweep_commands(at(T0 + 59), run_timeout).await.unwrap().is_empty());
+    let swept = store.sweep_commands(at(T0 + 60), run_timeout).await.unwrap();
+    assert_eq!(ids(&swept), [undelivered.id], "the deadline is inclusive");
+    assert_eq!(
+        (swept[0].state, swept[0].error_code.as_deref(), swept[0].finished_at),
+        (CommandState::TimedOut, Some(NOT_DELIVERED), Some(at(T0 + 60)))
+    );
+    assert!(swept[0].error_message.is_some());
+
+    // Delivered at T0+10: no result by T0+310 is silence.
+    assert!(store.sweep_commands(at(T0 + 310), run_timeout).await.unwrap().is_empty());
+    let swept = store.sweep_commands(at(T0 + 311), run_timeout).await.unwrap();
+    assert_eq!((ids(&swept), swept[0].error_code.as_deref()), (vec![sent.id], Some(NO_RESULT)));
+    // Started at T0+100: its clock runs from the start.
+    let swept = store.sweep_commands(at(T0 + 401), run_timeout).await.unwrap();
+    assert_eq!((ids(&swept), swept[0].error_code.as_deref()), (vec![running.id], Some(NO_RESULT)));
+
+    // A late final report does not undo the timeout.
+    let late =
+        store.apply_command_result(host.id, &result(running.id, CommandState::Completed), at(T0 + 402)).await.unwrap();
+    let ResultOutcome::Duplicate(record) = late else { panic!("late result is a duplicate: {late:?}") };
+    assert_eq!((record.state, record.error_code.as_deref()), (CommandState::TimedOut, Some(NO_RESULT)));
+
+    // Past its deadline a pending command is not delivered, then swept.
+    assert!(!store.has_pending_commands(host.id, at(T0 + 600)).await.unwrap());
+    assert!(store.claim_commands(host.id, at(T0 + 600), 10).await.unwrap().is_empty());
+    assert_eq!(ids(&store.sweep_commands(at(T0 + 600), run_timeout).await.unwrap()), [later.id]);
+    assert!(store.sweep_commands(at(T0 + 10_000), run_timeout).await.unwrap().is_empty(), "final states stay");
+    assert!(matches!(store.sweep_commands(at(T0), jiff::SignedDuration::MAX).await, Err(Error::Invalid(_))));
+}
+
+async fn concurrent_claimers_get_each_command_once(h: &Harness) {
+    let store = &h.store;
+    let host = store.create_host(&new_host("busy", Transport::Pull), at(T0)).await.unwrap();
+    let other = store.create_host(&new_host("other", Transport::Pull), at(T0)).await.unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..50 {
+        queued.push(store.queue_command(&new_command(host.id, scan_command()), at(T0)).await.unwrap().id);
+    }
+    for _ in 0..5 {
+        store.queue_command(&new_command(other.id, scan_command()), at(T0)).await.unwrap();
+    }
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let batch = store.claim_commands(host.id, at(T0 + 1), 3).await.unwrap();
+                    if batch.is_empty() {
+                        return got;
+                    }
+                    got.extend(batch.into_iter().map(|c| c.id));
+                }
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for task in tasks {
+        claimed.extend(task.await.unwrap());
+    }
+    let unique: std::collections::HashSet<_> = claimed.iter().copied().collect();
+    assert_eq!(claimed.len(), 50, "no command was handed out twice");
+    assert_eq!(unique, queued.iter().copied().collect(), "every command was handed out");
+    assert!(store.claim_commands(host.id, at(T0 + 2), 100).await.unwrap().is_empty());
+    let others =
+        CommandFilter { host: Some(other.id), state: Some(CommandState::Pending), ..CommandFilter::new(Scope::All) };
+    assert_eq!(store.list_commands(&others).await.unwrap().total, 5, "another host's queue is untouched");
+}
+
+async fn concurrent_identical_results_apply_once(h: &Harness) {
+    let store = &h.store;
+    let host = store.create_host(&new_host("agent", Transport::Pull), at(T0)).await.unwrap();
+    let command = store.queue_command(&new_command(host.id, scan_command()), at(T0)).await.unwrap();
+    store.claim_commands(host.id, at(T0 + 1), 1).await.unwrap();
+    let report = CommandResult { output: "done".into(), ..result(command.id, CommandState::Completed) };
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            let report = report.clone();
+            tokio::spawn(async move { store.apply_command_result(host.id, &report, at(T0 + 10 + i)).await.unwrap() })
+        })
+        .collect();
+    let (mut applied, mut duplicates) = (Vec::new(), 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            ResultOutcome::Applied(record) => applied.push(record),
+            ResultOutcome::Duplicate(_) => duplicates += 1,
+            ResultOutcome::Unknown => panic!("the command exists"),
+        }
+    }
+    assert_eq!((applied.len(), duplicates), (1, 7));
+    assert_eq!(store.get_command(command.id).await.unwrap().unwrap(), applied[0], "stored once, by the winner");
 }

@@ -37,6 +37,7 @@ pub struct ManagerConfig {
     pub auth: AuthConfig,
     pub ca: CaConfig,
     pub audit: AuditConfig,
+    pub agents: AgentsConfig,
     pub log: LogConfig,
 }
 
@@ -51,6 +52,7 @@ impl fmt::Debug for ManagerConfig {
             .field("auth", &self.auth)
             .field("ca", &self.ca)
             .field("audit", &self.audit)
+            .field("agents", &self.agents)
             .field("log", &self.log)
             .finish()
     }
@@ -67,6 +69,7 @@ impl Default for ManagerConfig {
             auth: AuthConfig::default(),
             ca: CaConfig::default(),
             audit: AuditConfig::default(),
+            agents: AgentsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -174,6 +177,41 @@ pub struct AuditConfig {
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig { retention_days: 183 }
+    }
+}
+
+/// `[agents]` — how pull-mode agents check in (see `docs/protocol.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentsConfig {
+    /// How long an idle check-in is held (the long-poll), which is also how often an idle agent
+    /// calls; a host silent for two intervals is shown offline.
+    pub checkin_interval_secs: u64,
+    /// Check-ins processed at once (database work); more wait briefly, then get 503.
+    pub max_concurrent_checkins: usize,
+    /// Check-ins held open at once; beyond this, agents are told to come back later instead.
+    pub max_held_checkins: usize,
+    /// A queued command not delivered within this time is timed out.
+    pub command_delivery_timeout_secs: u64,
+    /// A delivered command with no final result within this time is timed out.
+    pub command_result_timeout_secs: u64,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        AgentsConfig {
+            checkin_interval_secs: 300,
+            max_concurrent_checkins: 64,
+            max_held_checkins: 50_000,
+            command_delivery_timeout_secs: 3600,
+            command_result_timeout_secs: 7200,
+        }
+    }
+}
+
+impl AgentsConfig {
+    pub fn checkin_interval(&self) -> Duration {
+        Duration::from_secs(self.checkin_interval_secs)
     }
 }
 
@@ -297,6 +335,12 @@ impl ManagerConfig {
         check_range("auth.api_token_max_days", a.api_token_max_days, 1, 3650)?;
         check_range("ca.cert_validity_days", self.ca.cert_validity_days, 1, 3650)?;
         check_range("audit.retention_days", self.audit.retention_days, 1, 36_500)?;
+        let g = &self.agents;
+        check_range("agents.checkin_interval_secs", g.checkin_interval_secs, 1, 3600)?;
+        check_range("agents.max_concurrent_checkins", g.max_concurrent_checkins as u64, 1, 100_000)?;
+        check_range("agents.max_held_checkins", g.max_held_checkins as u64, 0, 10_000_000)?;
+        check_range("agents.command_delivery_timeout_secs", g.command_delivery_timeout_secs, 60, 30 * 86_400)?;
+        check_range("agents.command_result_timeout_secs", g.command_result_timeout_secs, 60, 30 * 86_400)?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .with_context(|| format!("log.level {:?} is not a valid filter", self.log.level))?;
         Ok(())

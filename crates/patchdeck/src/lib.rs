@@ -3,16 +3,20 @@
 //!
 //! - [`config`]: layered configuration (defaults, TOML, environment, flags).
 //! - [`pki`]: key material in the data directory (internal CA, signing keys, secret key).
+//! - [`push`]: push mode: the client of agents' Linux_Patch_API, discovery and the poller.
 //! - [`server`]: start-up (storage, keys, first admin) and the serve loop.
 //! - [`web`]: the HTTP layer: routes and permissions, authentication, handlers, errors.
+//! - [`hub`]: wake-ups of held agent check-ins and live events, across replicas.
 //! - [`audit`], [`settings`], [`metrics`], [`clock`]: cross-cutting pieces.
 
 pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod hub;
 pub mod metrics;
 pub mod pki;
+pub mod push;
 pub mod server;
 pub mod settings;
 pub mod state;

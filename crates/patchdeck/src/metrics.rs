@@ -4,6 +4,8 @@
 //! - `patchdeck_http_request_duration_seconds{method, route}` (histogram)
 //! - `patchdeck_db_pool_connections{state="total"|"idle"}`
 //! - `patchdeck_build_info{version}`
+//! - `patchdeck_agent_checkins_held` — check-ins held open (long-poll) by this replica
+//! - `patchdeck_agent_checkins_rejected_total` — check-ins turned away with 503 (backpressure)
 //!
 //! `route` is the route template (`/api/v1/hosts/{id}`), never the raw path, so the number of
 //! series stays bounded whatever clients send.
@@ -52,6 +54,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     pool: Family<PoolLabels, Gauge<i64, AtomicI64>>,
+    held: Gauge<i64, AtomicI64>,
+    rejected: Counter,
 }
 
 type AtomicI64 = std::sync::atomic::AtomicI64;
@@ -82,11 +86,21 @@ impl Metrics {
         let build = Family::<BuildLabels, Gauge<i64, AtomicI64>>::default();
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
         registry.register("build_info", "The running version", build);
-        Metrics { registry, requests, latency, pool }
+        let held = Gauge::<i64, AtomicI64>::default();
+        registry.register("agent_checkins_held", "Agent check-ins held open by this replica", held.clone());
+        let rejected = Counter::default();
+        registry.register("agent_checkins_rejected", "Agent check-ins turned away because of load", rejected.clone());
+        Metrics { registry, requests, latency, pool, held, rejected }
     }
 
-    /// The text exposition, with the pool gauges read now.
-    pub fn render(&self, pool_size: u32, pool_idle: u32) -> String {
+    /// One check-in was turned away (503).
+    pub fn checkin_rejected(&self) {
+        self.rejected.inc();
+    }
+
+    /// The text exposition, with the gauges read now.
+    pub fn render(&self, pool_size: u32, pool_idle: u32, held_checkins: usize) -> String {
+        self.held.set(i64::try_from(held_checkins).unwrap_or(i64::MAX));
         self.pool.get_or_create(&PoolLabels { state: "total" }).set(i64::from(pool_size));
         self.pool.get_or_create(&PoolLabels { state: "idle" }).set(i64::from(pool_idle));
         let mut out = String::new();

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `ca.crt`, `ca.key` | the internal root CA (ECDSA P-256, 10 years) |
 //! | `server.crt`, `server.key` | the listener's certificate from that CA (`tls.mode = "internal"`) |
+//! | `push-client.crt`, `push-client.key` | the manager's client certificate for push hosts ([`crate::push::identity`]) |
 //! | `session-signing.key` | Ed25519 key that signs access tokens (JWT) |
 //! | `command-signing.key` | Ed25519 key that signs commands to agents; agents pin its public key |
 //! | `secret.key` | XChaCha20-Poly1305 key that encrypts secrets stored in the database |
@@ -169,7 +170,7 @@ fn load_or_create_signing_key(path: &Path) -> anyhow::Result<SigningKey> {
     Ok(key)
 }
 
-fn read(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn read(path: &Path) -> anyhow::Result<String> {
     fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
@@ -190,7 +191,7 @@ pub fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check_private_file(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_private_file(path: &Path) -> anyhow::Result<()> {
     let mode = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.permissions().mode();
     if mode & 0o077 != 0 {
         bail!(
@@ -208,7 +209,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     write_atomic(path, bytes, 0o600)
 }
 
-fn write_public(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_public(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     write_atomic(path, bytes, 0o644)
 }
 

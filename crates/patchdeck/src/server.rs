@@ -1,6 +1,7 @@
-//! Starting the manager: open storage (migrating it), load or make the key material, create the
-//! first admin on an empty database, then serve. [`Manager::start`] is the "run on this
-//! listener" entry that tests use; `patchdeck serve` calls it with the configured listener.
+//! Starting the manager: open storage (migrating it), load or make the key material and the push
+//! client certificate, create the first admin on an empty database, then serve.
+//! [`Manager::start`] is the "run on this listener" entry that tests use; `patchdeck serve` calls
+//! it with the configured listener.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,17 +59,34 @@ impl Manager {
                 let host = url::Url::parse(&config.public_url)?.host_str().unwrap_or("localhost").to_owned();
                 let validity = SignedDuration::from_hours(24 * i64::try_from(config.ca.cert_validity_days)?);
                 let (chain, key, _) = keys.server_certificate(&host, now, validity)?;
-                Some(crate::web::serve::tls_config(&chain, &key)?)
+                Some(crate::web::serve::tls_config(&chain, &key, Some(keys.ca.cert_der()))?)
             }
             TlsMode::Files => {
                 let chain = std::fs::read_to_string(&config.tls.cert)
                     .with_context(|| format!("reading {}", config.tls.cert.display()))?;
                 let key = std::fs::read_to_string(&config.tls.key)
                     .with_context(|| format!("reading {}", config.tls.key.display()))?;
-                Some(crate::web::serve::tls_config(&chain, &key)?)
+                Some(crate::web::serve::tls_config(&chain, &key, Some(keys.ca.cert_der()))?)
             }
         };
-        let state = AppState::new(store, config, keys, clock);
+        let validity = SignedDuration::from_hours(24 * i64::try_from(config.ca.cert_validity_days)?);
+        let push = crate::push::identity::ensure_push_identity(&store, &keys.ca, &config.data_dir, now, validity)
+            .await
+            .context("the manager's push client certificate")?;
+        let state = AppState::new(store, config, keys, push.identity, clock);
+        if let Some(issued) = &push.issued {
+            state
+                .audit(
+                    AuditEvent::new("system", "ca.push_client.issue", Outcome::Success)
+                        .target(format!("certificate:{}", issued.serial))
+                        .details(json!({
+                            "common_name": issued.common_name,
+                            "not_after": issued.not_after.to_string(),
+                            "replaces_revoked": push.replaced_revoked,
+                        })),
+                )
+                .await;
+        }
         let mut first_start = FirstStart { admin_password: None, created_ca: created.ca };
         if created.ca {
             state
@@ -98,8 +116,20 @@ impl Manager {
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let upkeep = tokio::spawn(upkeep(self.state.clone()));
+        let agents = tokio::spawn(agent_upkeep(self.state.clone()));
+        let listener_task = self.state.hub().start_listener().await?;
+        let hub = self.state.hub().clone();
+        // Held check-ins are released as soon as shutdown starts, so they don't hold it up.
+        let shutdown = async move {
+            shutdown.await;
+            hub.stop();
+        };
         let result = crate::web::serve::serve(listener, self.tls, self.app, shutdown).await;
         upkeep.abort();
+        agents.abort();
+        if let Some(task) = listener_task {
+            task.abort();
+        }
         self.state.store().close().await;
         Ok(result?)
     }
@@ -159,6 +189,17 @@ async fn upkeep(state: AppState) {
     loop {
         tick.tick().await;
         run_upkeep(&state).await;
+    }
+}
+
+/// Every 10 s: marks silent pull hosts offline and times out stale commands.
+async fn agent_upkeep(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::web::handlers::agent::agent_upkeep(&state).await {
+            tracing::warn!(error = %e, "agent upkeep failed");
+        }
     }
 }
 

@@ -11,8 +11,10 @@ use patchdeck_store::{Store, User};
 use crate::audit::AuditEvent;
 use crate::clock::Clock;
 use crate::config::ManagerConfig;
+use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::pki::KeyMaterial;
+use crate::push::identity::PushIdentity;
 use crate::settings::Settings;
 use crate::web::error::ApiError;
 
@@ -29,6 +31,7 @@ struct Inner {
     store: Store,
     config: ManagerConfig,
     keys: KeyMaterial,
+    push_identity: PushIdentity,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
     settings: Mutex<Option<(Instant, Settings)>>,
@@ -36,14 +39,28 @@ struct Inner {
     /// Single-use tickets already used (SHA-256 of the ticket → when it can be forgotten).
     spent: Mutex<HashMap<[u8; 32], Timestamp>>,
     sso: tokio::sync::Mutex<Option<crate::web::handlers::sso::CachedClient>>,
+    hub: Hub,
+    /// Check-ins doing database work at once (`agents.max_concurrent_checkins`).
+    checkin_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
-    pub fn new(store: Store, config: ManagerConfig, keys: KeyMaterial, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Store,
+        config: ManagerConfig,
+        keys: KeyMaterial,
+        push_identity: PushIdentity,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let hub = Hub::new(store.clone());
+        let checkin_slots = Arc::new(tokio::sync::Semaphore::new(config.agents.max_concurrent_checkins));
         AppState(Arc::new(Inner {
+            hub,
+            checkin_slots,
             store,
             config,
             keys,
+            push_identity,
             clock,
             metrics: Metrics::new(),
             settings: Mutex::new(None),
@@ -51,6 +68,16 @@ impl AppState {
             spent: Mutex::new(HashMap::new()),
             sso: tokio::sync::Mutex::new(None),
         }))
+    }
+
+    /// Wake-ups of held check-ins and live events.
+    pub fn hub(&self) -> &Hub {
+        &self.0.hub
+    }
+
+    /// See `agents.max_concurrent_checkins`.
+    pub fn checkin_slots(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.0.checkin_slots
     }
 
     pub fn store(&self) -> &Store {
@@ -63,6 +90,11 @@ impl AppState {
 
     pub fn keys(&self) -> &KeyMaterial {
         &self.0.keys
+    }
+
+    /// The manager's client certificate for push hosts.
+    pub fn push_identity(&self) -> &PushIdentity {
+        &self.0.push_identity
     }
 
     pub fn metrics(&self) -> &Metrics {

@@ -363,7 +363,8 @@ both_backends!(key_files_are_private, |m: TestManager| async move {
     let dir = m.state.config().data_dir.clone();
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700, "{}", dir.display());
-    for name in ["ca.key", "server.key", "session-signing.key", "command-signing.key", "secret.key"] {
+    for name in ["ca.key", "server.key", "push-client.key", "session-signing.key", "command-signing.key", "secret.key"]
+    {
         assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
     }
     if m.state.config().database_url.is_empty() {

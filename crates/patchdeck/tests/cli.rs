@@ -332,12 +332,14 @@ on_both_backends!(create_token_prints_only_a_token_with_its_seats, |env: Env| as
 });
 
 /// The key files a restored data directory needs besides the database.
-const KEY_FILES: [&str; 8] = [
+const KEY_FILES: [&str; 10] = [
     "ca.crt",
     "ca.key",
     "server.crt",
     "server.key",
     "server.names",
+    "push-client.crt",
+    "push-client.key",
     "session-signing.key",
     "command-signing.key",
     "secret.key",
@@ -360,7 +362,7 @@ on_both_backends!(backup_writes_a_restorable_copy_on_sqlite_only, |env: Env| asy
     m.stop().await;
     env.populate();
     let verified = ok(&env.run(&["audit", "verify"], ""));
-    assert_eq!(verified, "audit chain intact: 7 entries checked\n");
+    assert_eq!(verified, "audit chain intact: 8 entries checked\n");
 
     let text = ok(&env.run(&["backup", target_arg], ""));
     assert_eq!(text, format!("backup written to {target_arg}\n"));
@@ -378,7 +380,7 @@ on_both_backends!(backup_writes_a_restorable_copy_on_sqlite_only, |env: Env| asy
         std::fs::copy(env.data_dir().join(name), restored.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     let out = run(patchdeck().arg("--data-dir").arg(&restored).args(["audit", "verify"]));
-    assert_eq!(ok(&out), "audit chain intact: 7 entries checked\n");
+    assert_eq!(ok(&out), "audit chain intact: 8 entries checked\n");
     // The restored directory serves: same CA, same accounts.
     let m = ExistingManager::start(&restored, "").await;
     assert_eq!(m.state.keys().ca.fingerprint(), ca_fingerprint);

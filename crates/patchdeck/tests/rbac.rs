@@ -20,6 +20,10 @@ use serde_json::{json, Value};
 /// without one they answer 401 (or 403 `csrf_failed`), which is right for them.
 const SELF_AUTHENTICATED: &[(&str, &str)] = &[("POST", "/api/v1/auth/refresh")];
 
+/// Routes that answer with an endless stream (Server-Sent Events): only the status (and, for a
+/// refusal, the error body) is read.
+const STREAMS: &[&str] = &["/api/v1/events"];
+
 /// Real objects for every `{param}` of the route table. They belong to a throwaway user, so
 /// the destructive routes (delete a user, end sessions, revoke tokens) never hit the callers.
 struct Fixtures {
@@ -34,6 +38,8 @@ struct Fixtures {
     /// A certificate (the host's push-mode server certificate).
     serial: String,
     registration_token: i64,
+    /// A pending command for `host`.
+    command: String,
 }
 
 impl Fixtures {
@@ -86,7 +92,16 @@ impl Fixtures {
             .post("/api/v1/registration-tokens", json!({ "label": "matrix", "seats": 1, "expires_in_hours": 1 }))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{token}");
+        let command = patchdeck_store::NewCommand {
+            host: patchdeck_store::HostId(host),
+            command: patchdeck_proto::agent::Command::RefreshMetadata,
+            created_by: None,
+            retry_of: None,
+            deliver_by: now + SignedDuration::from_hours(1),
+        };
+        let command = store.queue_command(&command, now).await.unwrap().id.to_string();
         Fixtures {
+            command,
             user: user.id.0,
             session: session.id.0,
             api_token: api_token.id.0,
@@ -103,7 +118,8 @@ impl Fixtures {
         match (parent, name) {
             ("users", "id") | (_, "user_id") => self.user.to_string(),
             ("groups", "id") => self.group.to_string(),
-            ("hosts", "id") | (_, "host_id") => self.host.to_string(),
+            ("hosts", "id") | ("enrollments", "id") | (_, "host_id") => self.host.to_string(),
+            ("commands", "id") => self.command.clone(),
             ("registration-tokens", "id") => self.registration_token.to_string(),
             ("sessions", "id") => self.session.to_string(),
             ("tokens", "id") => self.api_token.to_string(),
@@ -232,12 +248,24 @@ both_backends!(every_route_answers_as_its_permission_says, |m: TestManager| asyn
         let public = spec.permission == Permission::Public;
         let self_authenticated = SELF_AUTHENTICATED.contains(&(spec.method.as_str(), spec.path));
         for (client, role) in &callers {
-            let (status, answer) = client.send(spec.method.clone(), &path, body.clone()).await;
+            let (status, answer) = if STREAMS.contains(&spec.path) {
+                let response = client.raw(spec.method.clone(), &path, body.clone()).await;
+                let status = response.status();
+                let answer =
+                    if status.is_success() { Value::Null } else { response.json().await.unwrap_or(Value::Null) };
+                (status, answer)
+            } else {
+                client.send(spec.method.clone(), &path, body.clone()).await
+            };
             calls += 1;
             let who = role.map_or("nobody", |r| r.as_str());
             let code = answer["error"]["code"].as_str().unwrap_or_default().to_owned();
             let refused = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
             let problem = match role {
+                // Agent routes accept no user credential at all: only an agent's client certificate.
+                _ if spec.permission == Permission::Agent => (status != StatusCode::UNAUTHORIZED
+                    || code != "client_certificate_required")
+                    .then(|| "expected 401 client_certificate_required without an agent certificate".to_owned()),
                 None if public && self_authenticated => {
                     let own_reason = (status == StatusCode::UNAUTHORIZED && code == "unauthorized")
                         || (status == StatusCode::FORBIDDEN && code == "csrf_failed");

@@ -476,7 +476,11 @@ both_backends!(registration_tokens_are_shown_once_and_revocable, |m: TestManager
     let secret = created["token"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("pdk_reg_"), "{secret}");
     let public_url = &m.state.config().public_url;
-    assert_eq!(created["install_command"], format!("patchdeck-agent enroll --server {public_url} --token {secret}"));
+    let fingerprint = m.state.keys().ca.fingerprint();
+    assert_eq!(
+        created["install_command"],
+        format!("patchdeck-agent enroll --server {public_url} --token {secret} --ca-fingerprint {fingerprint}")
+    );
     assert_eq!(created["status"], "active");
     assert_eq!((created["seats_total"].as_u64(), created["seats_used"].as_u64()), (Some(2), Some(0)));
     assert_eq!(created["created_by"], root.id.0);

@@ -48,6 +48,9 @@ pub enum Permission {
     GroupsRead,
     /// Admins only: users, groups, registration tokens, settings, certificates, audit, metrics.
     Admin,
+    /// An enrolled agent: mutual TLS with the client certificate issued at enrollment (see
+    /// [`super::handlers::agent::authorize_agent`]). No user credential is accepted.
+    Agent,
 }
 
 impl Permission {
@@ -58,6 +61,7 @@ impl Permission {
             Permission::HostsRead | Permission::GroupsRead => true,
             Permission::HostsWrite => matches!(role, Role::Admin | Role::Operator),
             Permission::Admin => role == Role::Admin,
+            Permission::Agent => false,
         }
     }
 }

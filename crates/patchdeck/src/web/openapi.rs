@@ -6,7 +6,10 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::handlers::{audit, auth, ca, groups, health, hosts, passkeys, registration_tokens, settings, sso, users};
+use super::handlers::{
+    agent, audit, auth, ca, commands, enrollments, events, groups, health, hosts, inventory, passkeys,
+    registration_tokens, settings, sso, users,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +35,12 @@ use super::handlers::{audit, auth, ca, groups, health, hosts, passkeys, registra
         passkeys::delete_passkey, passkeys::start_passkey_login, passkeys::finish_passkey_login,
         sso::get_auth_methods, sso::start_sso_login, sso::finish_sso_login, sso::get_sso_settings,
         sso::update_sso_settings,
+        commands::create_host_command, commands::list_host_commands, commands::create_commands,
+        commands::list_commands, commands::get_command, commands::cancel_command, commands::retry_command,
+        inventory::list_host_packages, inventory::list_host_updates, inventory::search_packages,
+        enrollments::list_enrollments, enrollments::approve_enrollment, enrollments::reject_enrollment,
+        events::stream_events, events::list_security_events,
+        agent::enroll, agent::checkin, agent::put_inventory, agent::renew_certificate,
     ),
     modifiers(&Security),
 )]

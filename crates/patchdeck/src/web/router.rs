@@ -17,7 +17,11 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use super::authz::{authorize, Permission};
-use super::handlers::{audit, auth, ca, groups, health, hosts, passkeys, registration_tokens, settings, sso, users};
+use super::handlers::agent::authorize_agent;
+use super::handlers::{
+    agent, audit, auth, ca, commands, enrollments, events, groups, health, hosts, inventory, passkeys,
+    registration_tokens, settings, sso, users,
+};
 use crate::state::AppState;
 
 /// Largest request body accepted (JSON bodies are small; CSRs and bundles are a few KiB).
@@ -32,9 +36,14 @@ pub struct RouteSpec {
     pub permission: Permission,
 }
 
+/// Largest agent request body: an inventory upload.
+pub const MAX_AGENT_BODY_BYTES: usize = agent::MAX_INVENTORY_BYTES;
+
 /// Builds the router and its table together.
 struct Routes {
     router: Router<AppState>,
+    /// `/agent/v1` routes: their own body limit and timeout (check-ins are held for minutes).
+    agent_router: Router<AppState>,
     specs: Vec<RouteSpec>,
     state: AppState,
 }
@@ -47,10 +56,16 @@ impl Routes {
     {
         let filter = MethodFilter::try_from(method.clone()).expect("routes use standard methods");
         let mut route = axum::routing::on(filter, handler);
-        if permission != Permission::Public {
-            route = route.route_layer(from_fn_with_state((self.state.clone(), permission), authorize));
+        match permission {
+            Permission::Public => {}
+            Permission::Agent => route = route.route_layer(from_fn_with_state(self.state.clone(), authorize_agent)),
+            _ => route = route.route_layer(from_fn_with_state((self.state.clone(), permission), authorize)),
         }
-        self.router = self.router.route(path, route);
+        if path.starts_with("/agent/") {
+            self.agent_router = self.agent_router.route(path, route);
+        } else {
+            self.router = self.router.route(path, route);
+        }
         self.specs.push(RouteSpec { method, path, permission });
         self
     }
@@ -60,7 +75,7 @@ impl Routes {
 pub fn api(state: AppState) -> (Router, Vec<RouteSpec>) {
     use Method as M;
     use Permission as P;
-    let routes = Routes { router: Router::new(), specs: Vec::new(), state: state.clone() }
+    let routes = Routes { router: Router::new(), agent_router: Router::new(), specs: Vec::new(), state: state.clone() }
         // Service
         .add(M::GET, "/api/v1/health", P::Public, health::get_health)
         .add(M::GET, "/api/v1/openapi.json", P::Public, health::get_openapi)
@@ -119,6 +134,25 @@ pub fn api(state: AppState) -> (Router, Vec<RouteSpec>) {
         .add(M::POST, "/api/v1/hosts", P::HostsWrite, hosts::create_host)
         .add(M::GET, "/api/v1/hosts/{id}", P::HostsRead, hosts::get_host)
         .add(M::DELETE, "/api/v1/hosts/{id}", P::HostsWrite, hosts::delete_host)
+        .add(M::GET, "/api/v1/hosts/{id}/packages", P::HostsRead, inventory::list_host_packages)
+        .add(M::GET, "/api/v1/hosts/{id}/updates", P::HostsRead, inventory::list_host_updates)
+        .add(M::GET, "/api/v1/hosts/{id}/commands", P::HostsRead, commands::list_host_commands)
+        .add(M::POST, "/api/v1/hosts/{id}/commands", P::HostsWrite, commands::create_host_command)
+        // Commands (scoped like their hosts)
+        .add(M::GET, "/api/v1/commands", P::HostsRead, commands::list_commands)
+        .add(M::POST, "/api/v1/commands", P::HostsWrite, commands::create_commands)
+        .add(M::GET, "/api/v1/commands/{id}", P::HostsRead, commands::get_command)
+        .add(M::POST, "/api/v1/commands/{id}/cancel", P::HostsWrite, commands::cancel_command)
+        .add(M::POST, "/api/v1/commands/{id}/retry", P::HostsWrite, commands::retry_command)
+        // Fleet-wide package search (scoped)
+        .add(M::GET, "/api/v1/packages/search", P::HostsRead, inventory::search_packages)
+        // Enrollment approval queue (admins)
+        .add(M::GET, "/api/v1/enrollments", P::Admin, enrollments::list_enrollments)
+        .add(M::POST, "/api/v1/enrollments/{id}/approve", P::Admin, enrollments::approve_enrollment)
+        .add(M::POST, "/api/v1/enrollments/{id}/reject", P::Admin, enrollments::reject_enrollment)
+        // Live events (Server-Sent Events, scoped) and security events (admins)
+        .add(M::GET, "/api/v1/events", P::HostsRead, events::stream_events)
+        .add(M::GET, "/api/v1/security/events", P::Admin, events::list_security_events)
         // Agent registration tokens (admins)
         .add(M::GET, "/api/v1/registration-tokens", P::Admin, registration_tokens::list_registration_tokens)
         .add(M::POST, "/api/v1/registration-tokens", P::Admin, registration_tokens::create_registration_token)
@@ -139,8 +173,23 @@ pub fn api(state: AppState) -> (Router, Vec<RouteSpec>) {
         // Audit log (admins)
         .add(M::GET, "/api/v1/audit", P::Admin, audit::list_audit)
         .add(M::GET, "/api/v1/audit/verify", P::Admin, audit::verify_audit)
-        .add(M::GET, "/api/v1/audit/export", P::Admin, audit::export_audit);
-    let Routes { router, specs, .. } = routes;
+        .add(M::GET, "/api/v1/audit/export", P::Admin, audit::export_audit)
+        // Agents (pull mode; docs/protocol.md)
+        .add(M::POST, "/agent/v1/enroll", P::Public, agent::enroll)
+        .add(M::POST, "/agent/v1/checkin", P::Agent, agent::checkin)
+        .add(M::PUT, "/agent/v1/inventory", P::Agent, agent::put_inventory)
+        .add(M::POST, "/agent/v1/certificate", P::Agent, agent::renew_certificate);
+    let Routes { router, agent_router, specs, .. } = routes;
+    // A held check-in lasts at most the interval (≤ 1 h) plus the time to answer.
+    let agent_timeout = state.config().agents.checkin_interval() + Duration::from_secs(120);
+    let agent_router = agent_router
+        .layer(from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(from_fn(super::error::envelope_fallback))
+        .layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(RequestBodyLimitLayer::new(MAX_AGENT_BODY_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_AGENT_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, agent_timeout))
+        .layer(from_fn(super::request_id));
     let router = router
         .fallback(super::ui::serve_ui)
         .layer(from_fn_with_state(state.clone(), crate::metrics::track))
@@ -155,6 +204,7 @@ pub fn api(state: AppState) -> (Router, Vec<RouteSpec>) {
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
         .layer(from_fn(super::request_id))
+        .merge(agent_router)
         .with_state(state);
     (router, specs)
 }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod agents;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -35,7 +37,9 @@ pub struct TestManager {
     pub ca_pem: String,
     pub admin_password: String,
     pub data_dir: tempfile::TempDir,
-    served: Served,
+    /// The configuration it was started with (listen address and public URL included).
+    pub config: ManagerConfig,
+    served: Option<Served>,
     _db: Option<TestDatabase>,
 }
 
@@ -82,6 +86,7 @@ impl TestManager {
         };
         adjust(&mut config);
         let mut served = Served::serve(config).await;
+        let config = served.state.config().clone();
         let admin_password = served.first_start.admin_password.take().expect("first start made an admin");
         TestManager {
             state: served.state.clone(),
@@ -91,7 +96,8 @@ impl TestManager {
             ca_pem: served.ca_pem.clone(),
             admin_password,
             data_dir,
-            served,
+            config,
+            served: Some(served),
             _db: db,
         }
     }
@@ -147,8 +153,23 @@ impl TestManager {
         self.clock.advance(by);
     }
 
-    pub async fn stop(self) {
-        self.served.stop().await;
+    pub async fn stop(mut self) {
+        if let Some(served) = self.served.take() {
+            served.stop().await;
+        }
+    }
+
+    /// Stops the manager (gracefully) and starts it again on the same port, data directory and
+    /// database; `between` runs while it is down.
+    pub async fn restart(&mut self, between: impl FnOnce(&ManagerConfig)) {
+        if let Some(served) = self.served.take() {
+            served.stop().await;
+        }
+        between(&self.config);
+        let served = Served::serve_on(self.config.clone(), self.addr).await;
+        self.state = served.state.clone();
+        self.clock = served.clock.clone();
+        self.served = Some(served);
     }
 }
 
@@ -277,8 +298,13 @@ pub type ExistingManager = Served;
 impl Served {
     /// Starts `config` (its listen address and public URL are set here) with a manual clock
     /// starting at the system time.
-    pub async fn serve(mut config: ManagerConfig) -> Served {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    pub async fn serve(config: ManagerConfig) -> Served {
+        Self::serve_on(config, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Like [`Served::serve`], on `addr` (port 0: any free port).
+    pub async fn serve_on(mut config: ManagerConfig, addr: SocketAddr) -> Served {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         config.listen = addr;
         config.public_url = format!("https://localhost:{}", addr.port());

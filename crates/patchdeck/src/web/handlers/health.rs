@@ -39,7 +39,7 @@ pub async fn get_health(State(state): State<AppState>) -> (StatusCode, Json<Heal
 #[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, content_type = "text/plain")))]
 pub async fn get_metrics(State(state): State<AppState>) -> Response {
     let pool = state.store().pool_stats();
-    let body = state.metrics().render(pool.size, pool.idle);
+    let body = state.metrics().render(pool.size, pool.idle, state.hub().held());
     ([(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
 }
 

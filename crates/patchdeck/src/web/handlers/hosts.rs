@@ -16,6 +16,7 @@ use std::net::IpAddr;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use jiff::Timestamp;
 use patchdeck_store::{GroupId, Host, HostFilter, HostId, HostSort, HostStatus, NewHost, SortDir, Transport};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -49,8 +50,33 @@ pub struct HostView {
     pub transport: String,
     /// `pending` (never heard from), `online`, `offline` or `unreachable`.
     pub status: String,
+    /// `approved`, or `pending` / `rejected` for an enrollment waiting for (or refused)
+    /// approval (see `/api/v1/enrollments`).
+    pub approval: String,
+    /// `/etc/os-release` `ID`, e.g. `debian`.
     pub os_name: Option<String>,
+    /// `/etc/os-release` `VERSION_ID`, e.g. `12`.
     pub os_version: Option<String>,
+    /// `/etc/os-release` `PRETTY_NAME`, e.g. `Debian GNU/Linux 12 (bookworm)`.
+    pub os_pretty_name: Option<String>,
+    /// The running kernel.
+    pub kernel: Option<String>,
+    /// Machine architecture, e.g. `x86_64`.
+    pub arch: Option<String>,
+    /// The package manager: `apt`, `dnf`, `yum`, `zypper`, `pacman` or `apk`.
+    pub backend: Option<String>,
+    /// Version of the Patchdeck agent.
+    pub agent_version: Option<String>,
+    /// The host needs a reboot (kernel or core libraries were updated).
+    pub reboot_required: bool,
+    /// Installed packages, as of the latest inventory.
+    pub installed_count: u64,
+    /// Available updates, as of the latest inventory.
+    pub updates_count: u64,
+    /// Available updates classified as security fixes.
+    pub security_updates_count: u64,
+    /// When the latest inventory was taken (on the host).
+    pub scanned_at: Option<String>,
     pub last_seen_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -65,8 +91,19 @@ impl From<&Host> for HostView {
             address: h.address.clone(),
             transport: h.transport.as_str().to_owned(),
             status: h.status.as_str().to_owned(),
+            approval: h.approval.as_str().to_owned(),
             os_name: h.os_name.clone(),
             os_version: h.os_version.clone(),
+            os_pretty_name: h.os_pretty_name.clone(),
+            kernel: h.kernel.clone(),
+            arch: h.arch.clone(),
+            backend: h.backend.clone(),
+            agent_version: h.agent_version.clone(),
+            reboot_required: h.reboot_required,
+            installed_count: count(h.installed_count),
+            updates_count: count(h.updates_count),
+            security_updates_count: count(h.security_updates_count),
+            scanned_at: h.scanned_at.map(|t| t.to_string()),
             last_seen_at: h.last_seen_at.map(|t| t.to_string()),
             created_at: h.created_at.to_string(),
             updated_at: h.updated_at.to_string(),
@@ -74,13 +111,28 @@ impl From<&Host> for HostView {
     }
 }
 
-/// One host with the groups it is in.
+/// A stored count as the API shows it (never negative).
+fn count<N: TryInto<u64>>(n: N) -> u64 {
+    n.try_into().unwrap_or(0)
+}
+
+/// One host with its groups and what its agent last reported.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HostDetail {
     #[serde(flatten)]
     pub host: HostView,
     /// Ids of the host's groups (for non-admins, only those of the caller's groups).
     pub group_ids: Vec<i64>,
+    /// Every address the agent reported (loopback and link-local left out).
+    pub addresses: Vec<String>,
+    /// `/proc/sys/kernel/random/boot_id` at the latest check-in: changes at every boot.
+    pub boot_id: Option<String>,
+    /// The metrics of the latest check-in: load, CPU, memory, swap, disks, uptime
+    /// (`docs/protocol.md`, "Check-in").
+    #[schema(value_type = Option<Object>)]
+    pub metrics: Option<serde_json::Value>,
+    /// When those metrics were taken.
+    pub metrics_at: Option<String>,
 }
 
 /// The host `id` if the caller may see it; a host outside the scope is "not found". Changes use
@@ -96,7 +148,14 @@ pub async fn load_visible_host(state: &AppState, principal: &Principal, id: i64)
 async fn detail(state: &AppState, principal: &Principal, host: &Host) -> ApiResult<HostDetail> {
     let groups = state.store().host_group_ids(host.id).await?;
     let group_ids = groups.into_iter().filter(|g| principal.is_admin() || principal.groups.contains(g)).map(|g| g.0);
-    Ok(HostDetail { host: HostView::from(host), group_ids: group_ids.collect() })
+    Ok(HostDetail {
+        host: HostView::from(host),
+        group_ids: group_ids.collect(),
+        addresses: host.addresses.clone(),
+        boot_id: host.boot_id.clone(),
+        metrics: host.metrics.clone(),
+        metrics_at: host.metrics_at.map(|t| t.to_string()),
+    })
 }
 
 fn parse_transport(text: &str) -> ApiResult<Transport> {
@@ -141,7 +200,7 @@ pub fn check_address(address: &str) -> ApiResult<String> {
     Ok(ip.to_string())
 }
 
-fn check_hostname(hostname: &str) -> ApiResult<String> {
+pub fn check_hostname(hostname: &str) -> ApiResult<String> {
     let name = hostname.trim();
     if name.is_empty() || name.chars().count() > MAX_FQDN || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(ApiError::validation("hostname", "must be 1 to 253 characters without spaces"));
@@ -161,14 +220,43 @@ pub struct HostQuery {
     pub transport: Option<String>,
     /// Part of the hostname, FQDN or address (ASCII case ignored).
     pub q: Option<String>,
-    /// `hostname` (default), `created_at` or `last_seen` (never-seen hosts last).
+    /// Part of the operating system's name or pretty name (`debian`, `Ubuntu 24.04`; ASCII case
+    /// ignored).
+    pub os: Option<String>,
+    /// `true`: only hosts with security updates available; `false`: only hosts without.
+    pub security_updates: Option<bool>,
+    /// `true`: only hosts that need a reboot; `false`: only hosts that do not.
+    pub reboot_required: Option<bool>,
+    /// Only hosts last seen before this time (RFC 3339); never-seen hosts do not match.
+    pub seen_before: Option<String>,
+    /// Only hosts last seen at or after this time (RFC 3339); never-seen hosts do not match.
+    pub seen_after: Option<String>,
+    /// `hostname` (default), `created_at`, `last_seen` (never-seen hosts last) or
+    /// `security_updates` (by the number of security updates available).
     pub sort: Option<String>,
     pub order: Option<Order>,
     pub limit: Option<u32>,
     pub offset: Option<u64>,
 }
 
-/// Lists the hosts the caller may see; `total` counts only those.
+fn parse_time(field: &str, value: Option<&str>) -> ApiResult<Option<Timestamp>> {
+    value
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse::<Timestamp>().map_err(|_| ApiError::validation(field, "must be an RFC 3339 time")))
+        .transpose()
+}
+
+fn parse_os(value: Option<String>) -> ApiResult<Option<String>> {
+    let Some(os) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else { return Ok(None) };
+    if os.chars().count() > 100 || os.chars().any(char::is_control) {
+        return Err(ApiError::validation("os", "must be at most 100 characters"));
+    }
+    Ok(Some(os))
+}
+
+/// Lists the (approved) hosts the caller may see; `total` counts only those. Hosts waiting for
+/// approval are listed under `/api/v1/enrollments`.
 #[utoipa::path(get, path = "/api/v1/hosts", tag = "hosts", params(HostQuery),
     responses((status = 200, body = ListResponse<HostView>), (status = 400)))]
 pub async fn list_hosts(
@@ -181,7 +269,10 @@ pub async fn list_hosts(
         None | Some("hostname") => HostSort::Hostname,
         Some("created_at") => HostSort::CreatedAt,
         Some("last_seen") => HostSort::LastSeen,
-        Some(_) => return Err(ApiError::validation("sort", "must be hostname, created_at or last_seen")),
+        Some("security_updates") => HostSort::SecurityUpdates,
+        Some(_) => {
+            return Err(ApiError::validation("sort", "must be hostname, created_at, last_seen or security_updates"))
+        }
     };
     let filter = HostFilter {
         scope: principal.scope(),
@@ -189,6 +280,12 @@ pub async fn list_hosts(
         status: q.status.as_deref().map(parse_status).transpose()?,
         transport: q.transport.as_deref().map(parse_transport).transpose()?,
         search: q.q.filter(|s| !s.trim().is_empty()).map(|s| s.chars().take(100).collect()),
+        approval: None,
+        os: parse_os(q.os)?,
+        has_security_updates: q.security_updates,
+        reboot_required: q.reboot_required,
+        seen_before: parse_time("seen_before", q.seen_before.as_deref())?,
+        seen_after: parse_time("seen_after", q.seen_after.as_deref())?,
         sort,
         dir: q.order.map(SortDir::from).unwrap_or_default(),
         paging,
@@ -325,8 +422,9 @@ pub async fn create_host(
     Ok((StatusCode::CREATED, Json(detail(&state, &principal, &host).await?)))
 }
 
-/// Removes a host and its group memberships (its certificates stay listed for the CRL). A host
-/// outside the caller's scope is 404.
+/// Removes a host and its group memberships, and revokes its certificates (they stay listed in
+/// the CRL), so its agent is cut off at its next request. A host outside the caller's scope is
+/// 404.
 #[utoipa::path(delete, path = "/api/v1/hosts/{id}", tag = "hosts", params(("id" = i64, Path)),
     responses((status = 204), (status = 404)))]
 pub async fn delete_host(
@@ -335,6 +433,9 @@ pub async fn delete_host(
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
     let host = load_visible_host(&state, &principal, id).await?;
+    // Revoked first: a failure in between leaves a host without working certificates, never a
+    // deleted host whose certificates still work.
+    let revoked = state.store().revoke_host_certificates(host.id, "host deleted", state.now()).await?;
     state.store().delete_host(host.id).await?;
     state
         .audit(
@@ -342,7 +443,12 @@ pub async fn delete_host(
                 .user(principal.user_id())
                 .target(format!("host:{}", host.id))
                 .source(principal.source_ip.clone())
-                .details(json!({ "hostname": host.hostname, "fqdn": host.fqdn, "address": host.address })),
+                .details(json!({
+                    "hostname": host.hostname,
+                    "fqdn": host.fqdn,
+                    "address": host.address,
+                    "revoked_certificates": revoked,
+                })),
         )
         .await;
     Ok(StatusCode::NO_CONTENT)

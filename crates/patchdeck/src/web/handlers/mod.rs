@@ -1,11 +1,16 @@
 //! Request handlers, one module per resource, named `<verb>_<resource>`.
 
+pub mod agent;
 pub mod audit;
 pub mod auth;
 pub mod ca;
+pub mod commands;
+pub mod enrollments;
+pub mod events;
 pub mod groups;
 pub mod health;
 pub mod hosts;
+pub mod inventory;
 pub mod passkeys;
 pub mod registration_tokens;
 pub mod settings;

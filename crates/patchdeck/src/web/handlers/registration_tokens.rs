@@ -191,8 +191,12 @@ pub async fn create_registration_token(
                 })),
         )
         .await;
-    let install_command =
-        format!("patchdeck-agent enroll --server {} --token {}", state.config().public_url, token.expose());
+    let install_command = format!(
+        "patchdeck-agent enroll --server {} --token {} --ca-fingerprint {}",
+        state.config().public_url,
+        token.expose(),
+        state.keys().ca.fingerprint()
+    );
     Ok((
         StatusCode::CREATED,
         Json(CreatedRegistrationToken {
