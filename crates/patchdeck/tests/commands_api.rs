@@ -7,81 +7,24 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, TestManager};
+use common::{audit_log, column, id, invalid_field, new_group, token_user, Client, TestManager};
 use jiff::{SignedDuration, Timestamp};
 use patchdeck::audit::{AuditEvent, Outcome};
 use patchdeck::hub::{HostChange, LiveEvent};
-use patchdeck_crypto::token::OpaqueToken;
 use patchdeck_proto::agent::{inventory_hash, CommandResult, CommandState, ResultError};
 use patchdeck_proto::inventory::{
     AvailableUpdate, BackendKind, InstalledPackage, OsInfo, RebootStatus, ScanReport, SecurityClass, SecurityInfo,
     SCAN_SCHEMA_VERSION,
 };
-use patchdeck_store::{Approval, AuthSource, HostId, NewApiToken, NewUser, Role, User};
+use patchdeck_store::{Approval, HostId, Role, User};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-/// A new user with `role` and a client authenticated by an API token minted in the store (no
-/// Argon2 work).
-async fn token_user(m: &TestManager, username: &str, role: Role) -> (Client, User) {
-    let store = m.state.store();
-    let now = m.state.now();
-    let new = NewUser {
-        username: username.into(),
-        display_name: username.into(),
-        role,
-        password_hash: None,
-        auth_source: AuthSource::Local,
-        oidc: None,
-        must_change_password: false,
-    };
-    let user = store.create_user(&new, now).await.unwrap();
-    let token = OpaqueToken::generate("api").unwrap();
-    let expires_at = now + SignedDuration::from_hours(24 * 30);
-    let new = NewApiToken { user_id: user.id, token_hash: token.hash().0, label: "tests".into(), expires_at };
-    store.create_api_token(&new, now).await.unwrap();
-    (m.client().with_bearer(token.expose()), user)
-}
-
-async fn audit_log(m: &TestManager) -> Vec<patchdeck_store::AuditEntry> {
-    m.state.store().audit_entries_after(None, 10_000).await.unwrap()
-}
-
-fn id(body: &Value) -> i64 {
-    body["id"].as_i64().unwrap_or_else(|| panic!("no id in {body}"))
-}
 
 fn uuid_of(body: &Value) -> String {
     let id = body["id"].as_str().unwrap_or_else(|| panic!("no id in {body}"));
     Uuid::parse_str(id).unwrap_or_else(|_| panic!("id {id} is not a UUID"));
     id.to_owned()
-}
-
-/// The `field` of a 400 answer, after checking the envelope.
-fn invalid_field(status: StatusCode, body: &Value) -> String {
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(body["error"]["code"], "validation_error", "{body}");
-    body["error"]["details"]["field"].as_str().unwrap_or_default().to_owned()
-}
-
-/// The values of `key` in the `items` of a list answer.
-fn column(list: &Value, key: &str) -> Vec<String> {
-    list["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .map(|item| match &item[key] {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .collect()
-}
-
-async fn new_group(admin: &Client, name: &str) -> i64 {
-    let (status, body) = admin.post("/api/v1/groups", json!({ "name": name, "description": "" })).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    id(&body)
 }
 
 /// A pull host (approved, like every host an admin adds), optionally in a group.

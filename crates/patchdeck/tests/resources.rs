@@ -3,74 +3,16 @@
 
 mod common;
 
-use common::{Client, TestManager};
+use common::{audit_log, column, id, invalid_field, new_group, token_user, Client, TestManager};
 use jiff::SignedDuration;
 use patchdeck_crypto::token::OpaqueToken;
-use patchdeck_store::{AuthSource, HostId, HostStatus, NewApiToken, NewUser, Role, TakeSeatError, User};
+use patchdeck_store::{HostId, HostStatus, Role, TakeSeatError};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-/// A new user with `role` and a client authenticated by an API token minted in the store. Unlike
-/// [`TestManager::signed_in`] this costs no Argon2 work, which keeps the tests fast; admins sign
-/// in for real, so both kinds of credentials are exercised.
-async fn token_user(m: &TestManager, username: &str, role: Role) -> (Client, User) {
-    let store = m.state.store();
-    let now = m.state.now();
-    let new = NewUser {
-        username: username.into(),
-        display_name: username.into(),
-        role,
-        password_hash: None,
-        auth_source: AuthSource::Local,
-        oidc: None,
-        must_change_password: false,
-    };
-    let user = store.create_user(&new, now).await.unwrap();
-    let token = OpaqueToken::generate("api").unwrap();
-    let expires_at = now + SignedDuration::from_hours(24 * 30);
-    let new = NewApiToken { user_id: user.id, token_hash: token.hash().0, label: "tests".into(), expires_at };
-    store.create_api_token(&new, now).await.unwrap();
-    (m.client().with_bearer(token.expose()), user)
-}
-
-/// Every audit entry so far, oldest first.
-async fn audit_log(m: &TestManager) -> Vec<patchdeck_store::AuditEntry> {
-    m.state.store().audit_entries_after(None, 10_000).await.unwrap()
-}
 
 /// How many audit entries have this action and outcome `success`.
 async fn successes(m: &TestManager, action: &str) -> usize {
     audit_log(m).await.iter().filter(|e| e.action == action && e.outcome.as_str() == "success").count()
-}
-
-fn id(body: &Value) -> i64 {
-    body["id"].as_i64().unwrap_or_else(|| panic!("no id in {body}"))
-}
-
-/// The `field` of a 400 answer, after checking the envelope.
-fn invalid_field(status: StatusCode, body: &Value) -> String {
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(body["error"]["code"], "validation_error", "{body}");
-    body["error"]["details"]["field"].as_str().unwrap_or_default().to_owned()
-}
-
-/// The values of `key` in the `items` of a list answer.
-fn column(list: &Value, key: &str) -> Vec<String> {
-    list["items"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .map(|item| match &item[key] {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .collect()
-}
-
-async fn new_group(admin: &Client, name: &str) -> i64 {
-    let (status, body) = admin.post("/api/v1/groups", json!({ "name": name, "description": "" })).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    id(&body)
 }
 
 async fn new_host(client: &Client, body: Value) -> Value {

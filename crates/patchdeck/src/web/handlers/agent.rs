@@ -62,10 +62,6 @@ impl AgentPrincipal {
     }
 }
 
-fn agent_error(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(status, code, message)
-}
-
 /// The middleware of every mutual-TLS agent route: maps the client certificate to its host and
 /// checks revocation, the bound machine ID and approval.
 pub async fn authorize_agent(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -88,7 +84,7 @@ async fn identify_agent(
     source: Option<String>,
 ) -> ApiResult<AgentPrincipal> {
     let required = || {
-        agent_error(
+        ApiError::new(
             StatusCode::UNAUTHORIZED,
             "client_certificate_required",
             "this endpoint needs the client certificate the manager issued at enrollment",
@@ -100,7 +96,7 @@ async fn identify_agent(
     if record.kind != CertificateKind::Client {
         return Err(required());
     }
-    let revoked = || agent_error(StatusCode::FORBIDDEN, "certificate_revoked", "this certificate has been revoked");
+    let revoked = || ApiError::new(StatusCode::FORBIDDEN, "certificate_revoked", "this certificate has been revoked");
     if record.revoked_at.is_some() {
         return Err(revoked());
     }
@@ -118,14 +114,14 @@ async fn identify_agent(
                     })),
             )
             .await;
-        return Err(agent_error(
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "machine_id_mismatch",
             "the machine ID differs from the one bound at enrollment; re-enroll this machine",
         ));
     }
     if host.approval != Approval::Approved {
-        return Err(agent_error(StatusCode::FORBIDDEN, "host_not_approved", "the host is not approved"));
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "host_not_approved", "the host is not approved"));
     }
     Ok(AgentPrincipal { host, serial })
 }
@@ -224,7 +220,7 @@ pub async fn enroll(
             let body = EnrollResponse::PendingApproval { host_id: host.id.0, retry_after_secs: APPROVAL_RETRY_SECS };
             Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
         }
-        Approval::Rejected => Err(agent_error(
+        Approval::Rejected => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "enrollment_rejected",
             "an administrator rejected this host's enrollment",
@@ -321,7 +317,7 @@ async fn enroll_refused(
                 .details(json!({ "reason": code, "hostname": checked.hostname, "machine_id": checked.machine_id })),
         )
         .await;
-    agent_error(status, code, message)
+    ApiError::new(status, code, message)
 }
 
 async fn duplicate_machine(state: &AppState, host: &Host, source: Option<String>) -> ApiError {
@@ -333,7 +329,7 @@ async fn duplicate_machine(state: &AppState, host: &Host, source: Option<String>
                 .details(json!({ "machine_id": host.machine_id, "hostname": host.hostname })),
         )
         .await;
-    agent_error(
+    ApiError::new(
         StatusCode::CONFLICT,
         "machine_already_enrolled",
         format!(
@@ -481,7 +477,13 @@ pub async fn checkin(
     let acked = store_results(&state, &agent, &request, now).await?;
     let inventory_wanted =
         request.inventory_hash.as_deref().is_some_and(|hash| outcome.inventory_hash.as_deref() != Some(hash));
-    let mut commands = state.store().claim_commands(host, now, MAX_COMMANDS_PER_CHECKIN).await?;
+    // Claiming is a write (on SQLite it takes the database's write lock); most check-ins have
+    // nothing queued, and a read says so.
+    let mut commands = if state.store().has_pending_commands(host, now).await? {
+        state.store().claim_commands(host, now, MAX_COMMANDS_PER_CHECKIN).await?
+    } else {
+        Vec::new()
+    };
     drop(slot);
 
     let interval = state.config().agents.checkin_interval();
