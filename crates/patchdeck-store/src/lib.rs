@@ -45,6 +45,7 @@ mod error;
 mod groups;
 mod hosts;
 mod inventory;
+mod lease;
 mod notify;
 mod sessions;
 mod settings;
@@ -70,6 +71,7 @@ pub use hosts::{
 pub use inventory::{
     FleetPackageHit, FleetPackageQuery, HostPackage, HostUpdate, PackageFilter, UpdateFilter, VersionCmp,
 };
+pub use lease::{Lease, LeaseKey};
 pub use notify::{Listener, Notification};
 pub use sessions::{NewSession, RotateOutcome, Session, REUSE_REASON};
 pub use settings::Setting;

@@ -52,6 +52,9 @@ enum Command {
         #[arg(long, env = "PATCHDECK_TLS_MODE")]
         tls_mode: Option<TlsMode>,
     },
+    /// Run only the background work (push worker, upkeep), beside `serve` replicas that share
+    /// one PostgreSQL.
+    Worker,
     /// Bring the database schema up to date (serve also does this at start).
     Migrate,
     /// Write a consistent copy of the embedded SQLite database to FILE (safe while serving).
@@ -202,6 +205,7 @@ fn init_logging(config: &ManagerConfig) {
 async fn run(command: Command, config: ManagerConfig) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { .. } => serve(config).await,
+        Command::Worker => worker(config).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("database is up to date ({})", store.backend().as_str());
@@ -236,6 +240,18 @@ async fn serve(config: ManagerConfig) -> anyhow::Result<ExitCode> {
     tracing::info!(%listen, public_url = %url, tls = manager.is_tls(), "manager started");
     manager.serve(listener, shutdown_signal()).await?;
     tracing::info!("manager stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn worker(config: ManagerConfig) -> anyhow::Result<ExitCode> {
+    let manager = Manager::start(config, Arc::new(SystemClock)).await?;
+    if let Some(password) = &manager.first_start.admin_password {
+        println!("First start: sign in as user \"admin\" with password {password}");
+        println!("(shown only this once; you will choose a new password and set up MFA at first login)");
+    }
+    tracing::info!(push = manager.state.config().push.enabled, "worker started");
+    manager.work(shutdown_signal()).await?;
+    tracing::info!("worker stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -38,6 +38,7 @@ pub struct ManagerConfig {
     pub ca: CaConfig,
     pub audit: AuditConfig,
     pub agents: AgentsConfig,
+    pub push: PushConfig,
     pub log: LogConfig,
 }
 
@@ -53,6 +54,7 @@ impl fmt::Debug for ManagerConfig {
             .field("ca", &self.ca)
             .field("audit", &self.audit)
             .field("agents", &self.agents)
+            .field("push", &self.push)
             .field("log", &self.log)
             .finish()
     }
@@ -70,6 +72,7 @@ impl Default for ManagerConfig {
             ca: CaConfig::default(),
             audit: AuditConfig::default(),
             agents: AgentsConfig::default(),
+            push: PushConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -215,6 +218,35 @@ impl AgentsConfig {
     }
 }
 
+/// `[push]` — how the manager reaches push-mode hosts (Linux_Patch_API agents).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    /// Run the push worker (health and inventory polls, command relay). With several processes
+    /// on one PostgreSQL, only one of those that enable it works at a time (a lease).
+    pub enabled: bool,
+    /// The agents' port.
+    pub port: u16,
+    /// How often each push host's health is checked.
+    pub health_interval_secs: u64,
+    /// How often each reachable push host's packages and updates are read.
+    pub inventory_interval_secs: u64,
+    /// Calls to push hosts in flight at once, across all hosts.
+    pub max_concurrent_calls: usize,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            enabled: true,
+            port: crate::push::client::DEFAULT_PORT,
+            health_interval_secs: 300,
+            inventory_interval_secs: 1800,
+            max_concurrent_calls: 64,
+        }
+    }
+}
+
 /// `[log]` — structured logs on standard error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -341,6 +373,11 @@ impl ManagerConfig {
         check_range("agents.max_held_checkins", g.max_held_checkins as u64, 0, 10_000_000)?;
         check_range("agents.command_delivery_timeout_secs", g.command_delivery_timeout_secs, 60, 30 * 86_400)?;
         check_range("agents.command_result_timeout_secs", g.command_result_timeout_secs, 60, 30 * 86_400)?;
+        let p = &self.push;
+        check_range("push.port", u64::from(p.port), 1, 65_535)?;
+        check_range("push.health_interval_secs", p.health_interval_secs, 1, 86_400)?;
+        check_range("push.inventory_interval_secs", p.inventory_interval_secs, 1, 7 * 86_400)?;
+        check_range("push.max_concurrent_calls", p.max_concurrent_calls as u64, 1, 10_000)?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .with_context(|| format!("log.level {:?} is not a valid filter", self.log.level))?;
         Ok(())

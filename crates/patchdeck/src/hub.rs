@@ -5,8 +5,11 @@
 //!   [`Notify`] until [`Hub::command_queued`] wakes it, the hold time ends, or the manager stops.
 //!   The waiter is registered *before* the database is read for queued commands, so a command
 //!   queued in between is never missed.
-//! * [`Hub::publish`] sends a [`LiveEvent`] (command progress, host status) to every subscriber
-//!   of every replica ([`Hub::subscribe`]): the browser event stream relays them.
+//! * [`Hub::publish`] sends a [`LiveEvent`] (command progress, push job progress, host status)
+//!   to every subscriber of every replica ([`Hub::subscribe`]): the browser event stream relays
+//!   them.
+//! * A queued command is also announced to [`Hub::subscribe_queued`], where the push worker
+//!   learns that a push host has work.
 //!
 //! On PostgreSQL both go through `NOTIFY` (channels [`COMMANDS_CHANNEL`] and [`EVENTS_CHANNEL`])
 //! and come back to every replica, this one included, through its listener; on SQLite (one
@@ -47,6 +50,20 @@ pub enum LiveEvent {
     /// A host's reachability changed (`online`, `offline`, `unreachable`) or it was enrolled,
     /// approved or its inventory changed (`status` stays as it is then).
     Host { host_id: i64, status: String, change: HostChange },
+    /// A push host's agent job for a command made progress (relayed from the agent's own job
+    /// stream). `status` is the Linux_Patch_API job status (`queued`, `running`, `completed`,
+    /// `failed`, `cancelled`, `rolled_back`).
+    Job {
+        host_id: i64,
+        #[schema(value_type = String)]
+        command_id: Uuid,
+        #[schema(value_type = String)]
+        job_id: Uuid,
+        status: String,
+        /// 0–100.
+        progress: u8,
+        message: String,
+    },
 }
 
 /// What happened to a host, in a [`LiveEvent::Host`].
@@ -63,7 +80,9 @@ impl LiveEvent {
     /// The host the event is about (for scope checks).
     pub fn host_id(&self) -> i64 {
         match self {
-            LiveEvent::Command { host_id, .. } | LiveEvent::Host { host_id, .. } => *host_id,
+            LiveEvent::Command { host_id, .. } | LiveEvent::Host { host_id, .. } | LiveEvent::Job { host_id, .. } => {
+                *host_id
+            }
         }
     }
 }
@@ -77,6 +96,8 @@ struct Inner {
     store: Store,
     waiters: Mutex<HashMap<i64, Arc<Notify>>>,
     events: broadcast::Sender<LiveEvent>,
+    /// Hosts that got a command, wherever it was queued (the push worker listens).
+    queued: broadcast::Sender<i64>,
     held: AtomicUsize,
     stopping: watch::Sender<bool>,
 }
@@ -84,10 +105,12 @@ struct Inner {
 impl Hub {
     pub fn new(store: Store) -> Self {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let (queued, _) = broadcast::channel(EVENT_CAPACITY);
         Hub(Arc::new(Inner {
             store,
             waiters: Mutex::new(HashMap::new()),
             events,
+            queued,
             held: AtomicUsize::new(0),
             stopping: watch::channel(false).0,
         }))
@@ -199,6 +222,13 @@ impl Hub {
         self.0.events.subscribe()
     }
 
+    /// The ids of hosts that get a command from now on, queued on any replica (for the push
+    /// worker, which delivers commands itself). A receiver that lags has missed some: it should
+    /// look at every host's queue.
+    pub fn subscribe_queued(&self) -> broadcast::Receiver<i64> {
+        self.0.queued.subscribe()
+    }
+
     /// Completes once the hub stops (manager shutdown), so long-lived streams end with it.
     pub async fn stopped(&self) {
         let mut stopping = self.0.stopping.subscribe();
@@ -212,6 +242,8 @@ impl Hub {
     }
 
     fn wake(&self, host: i64) {
+        // No push worker listening is fine.
+        let _ = self.0.queued.send(host);
         let notify = self.0.waiters.lock().unwrap_or_else(PoisonError::into_inner).get(&host).cloned();
         if let Some(notify) = notify {
             notify.notify_waiters();

@@ -108,16 +108,14 @@ impl Manager {
         self.tls.is_some()
     }
 
-    /// Serves on `listener` until `shutdown` completes; also runs the periodic upkeep (audit
-    /// retention).
+    /// Serves on `listener` until `shutdown` completes, running the background work
+    /// ([`Background`]) beside it.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let upkeep = tokio::spawn(upkeep(self.state.clone()));
-        let agents = tokio::spawn(agent_upkeep(self.state.clone()));
-        let listener_task = self.state.hub().start_listener().await?;
+        let background = Background::start(&self.state).await?;
         let hub = self.state.hub().clone();
         // Held check-ins are released as soon as shutdown starts, so they don't hold it up.
         let shutdown = async move {
@@ -125,13 +123,60 @@ impl Manager {
             hub.stop();
         };
         let result = crate::web::serve::serve(listener, self.tls, self.app, shutdown).await;
-        upkeep.abort();
-        agents.abort();
-        if let Some(task) = listener_task {
-            task.abort();
-        }
+        background.stop().await;
         self.state.store().close().await;
         Ok(result?)
+    }
+
+    /// Runs only the background work ([`Background`]) until `shutdown` completes:
+    /// `patchdeck worker`, beside `serve` replicas that share its PostgreSQL.
+    pub async fn work(self, shutdown: impl std::future::Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let background = Background::start(&self.state).await?;
+        shutdown.await;
+        self.state.hub().stop();
+        background.stop().await;
+        self.state.store().close().await;
+        Ok(())
+    }
+}
+
+/// The background work of a manager process, `serve` and `worker` alike:
+/// - hourly upkeep (audit retention, old sessions);
+/// - every 10 s, pull hosts gone silent are marked offline and stale commands timed out (both
+///   idempotent, so every process may run them);
+/// - on PostgreSQL, the listener that brings other processes' notifications;
+/// - with `push.enabled`, the push worker (one per database, see [`crate::push::service`]).
+#[derive(Debug)]
+pub struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    push: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    pub async fn start(state: &AppState) -> anyhow::Result<Background> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = vec![tokio::spawn(upkeep(state.clone())), tokio::spawn(agent_upkeep(state.clone()))];
+        tasks.extend(state.hub().start_listener().await?);
+        let push = state.config().push.enabled.then(|| {
+            let config = crate::push::service::worker_config(state);
+            tokio::spawn(crate::push::service::run(state.clone(), config, stopped))
+        });
+        Ok(Background { stop, tasks, push })
+    }
+
+    /// Stops everything; the push worker gets a few seconds to give its lease up.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Some(mut push) = self.push {
+            if tokio::time::timeout(Duration::from_secs(10), &mut push).await.is_err() {
+                tracing::warn!("the push worker did not stop in time");
+                push.abort();
+            }
+        }
+        for task in self.tasks {
+            task.abort();
+        }
     }
 }
 

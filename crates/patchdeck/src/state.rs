@@ -42,6 +42,7 @@ struct Inner {
     hub: Hub,
     /// Check-ins doing database work at once (`agents.max_concurrent_checkins`).
     checkin_slots: Arc<tokio::sync::Semaphore>,
+    discoveries: crate::web::handlers::discoveries::Discoveries,
 }
 
 impl AppState {
@@ -67,6 +68,7 @@ impl AppState {
             login_limiter: Mutex::new(HashMap::new()),
             spent: Mutex::new(HashMap::new()),
             sso: tokio::sync::Mutex::new(None),
+            discoveries: Default::default(),
         }))
     }
 
@@ -78,6 +80,11 @@ impl AppState {
     /// See `agents.max_concurrent_checkins`.
     pub fn checkin_slots(&self) -> &Arc<tokio::sync::Semaphore> {
         &self.0.checkin_slots
+    }
+
+    /// This process's push-agent discoveries.
+    pub fn discoveries(&self) -> &crate::web::handlers::discoveries::Discoveries {
+        &self.0.discoveries
     }
 
     pub fn store(&self) -> &Store {

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{audit_log, column, id, invalid_field, new_group, token_user, Client, TestManager};
+use common::{audit_log, column, id, invalid_field, new_group, token_user, Client, EventStream, TestManager};
 use jiff::{SignedDuration, Timestamp};
 use patchdeck::audit::{AuditEvent, Outcome};
 use patchdeck::hub::{HostChange, LiveEvent};
@@ -220,8 +220,15 @@ both_backends!(hosts_that_cannot_take_commands_are_refused, |m: TestManager| asy
     let f = fleet(&m).await;
     let (status, push) = f.admin.post("/api/v1/hosts", json!({ "fqdn": "push1.example.com" })).await;
     assert_eq!(status, StatusCode::CREATED, "{push}");
-    let (status, body) = f.admin.post(&format!("/api/v1/hosts/{}/commands", id(&push)), scan()).await;
-    assert_eq!(status, StatusCode::CONFLICT, "push host: {body}");
+    // A push host takes what its API can do, but no dry run and no rapid check-in.
+    let push = id(&push);
+    let dry = json!({ "type": "upgrade", "selection": { "mode": "all" }, "dry_run": true });
+    let (status, body) = f.admin.post(&format!("/api/v1/hosts/{push}/commands"), dry).await;
+    assert_eq!(status, StatusCode::CONFLICT, "push host dry run: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("no dry run"), "{body}");
+    let heartbeat = json!({ "type": "heartbeat", "enabled": true });
+    let (status, body) = f.admin.post(&format!("/api/v1/hosts/{push}/commands"), heartbeat).await;
+    assert_eq!(status, StatusCode::CONFLICT, "push host heartbeat: {body}");
     let store = m.state.store();
     store.set_host_approval(HostId(f.free), Approval::Pending, m.state.now()).await.unwrap();
     let (status, body) = f.admin.post(&format!("/api/v1/hosts/{}/commands", f.free), scan()).await;
@@ -538,47 +545,6 @@ both_backends!(inventories_are_listed_and_searched_across_formats, |m: TestManag
     assert_eq!(invalid_field(status, &body), "lt");
     m.stop().await;
 });
-
-/// An open event stream and the text read from it so far.
-struct EventStream {
-    response: reqwest::Response,
-    text: String,
-}
-
-impl EventStream {
-    async fn open(client: &Client) -> EventStream {
-        let response = client.raw(Method::GET, "/api/v1/events", None).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
-        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
-        let mut stream = EventStream { response, text: String::new() };
-        stream.read_until(": connected").await;
-        stream
-    }
-
-    /// Reads until the text contains `needle` (at most 10 seconds).
-    async fn read_until(&mut self, needle: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !self.text.contains(needle) {
-            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
-                .await
-                .unwrap_or_else(|_| panic!("no {needle:?} within 10 s; got:\n{}", self.text))
-                .expect("stream readable")
-                .expect("stream still open");
-            self.text.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
-        }
-    }
-
-    /// The `data:` of each event of type `kind` so far.
-    fn events(&self, kind: &str) -> Vec<Value> {
-        self.text
-            .split("\n\n")
-            .filter(|block| block.lines().any(|line| line == format!("event: {kind}")))
-            .filter_map(|block| block.lines().find_map(|line| line.strip_prefix("data: ")))
-            .map(|data| serde_json::from_str(data).expect("JSON data"))
-            .collect()
-    }
-}
 
 both_backends!(live_events_reach_only_the_users_who_may_see_the_host, |m: TestManager| async move {
     let f = fleet(&m).await;

@@ -34,6 +34,34 @@ fn openapi_document_is_valid_json_with_paths_and_security() {
     assert!(schemes.contains_key("api_token") && schemes.contains_key("session"));
 }
 
+/// The web UI's client is generated from the document: every schema it references must be in it,
+/// and every operation id must be unique.
+#[test]
+fn openapi_references_resolve_and_operation_ids_are_unique() {
+    let doc: serde_json::Value = serde_json::from_str(patchdeck::web::openapi::document_json()).unwrap();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let text = patchdeck::web::openapi::document_json();
+    let mut missing: Vec<&str> = text
+        .split("\"$ref\": \"#/components/schemas/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|name| !schemas.contains_key(*name))
+        .collect();
+    missing.dedup();
+    assert!(missing.is_empty(), "schemas referenced but not defined: {missing:?}");
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let all = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "operation ids are not unique");
+}
+
 /// Who may call what is part of the API's contract: a change to a route's permission must show
 /// up in review. (The RBAC matrix in `tests/rbac.rs` checks that the table is enforced.)
 #[tokio::test]

@@ -40,6 +40,8 @@ struct Fixtures {
     registration_token: i64,
     /// A pending command for `host`.
     command: String,
+    /// A discovery (of one address where nothing listens).
+    discovery: String,
 }
 
 impl Fixtures {
@@ -100,8 +102,11 @@ impl Fixtures {
             deliver_by: now + SignedDuration::from_hours(1),
         };
         let command = store.queue_command(&command, now).await.unwrap().id.to_string();
+        let (status, discovery) = admin.post("/api/v1/discoveries", json!({ "cidr": "127.0.0.1/32", "port": 9 })).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{discovery}");
         Fixtures {
             command,
+            discovery: discovery["id"].as_str().unwrap().to_owned(),
             user: user.id.0,
             session: session.id.0,
             api_token: api_token.id.0,
@@ -120,6 +125,7 @@ impl Fixtures {
             ("groups", "id") => self.group.to_string(),
             ("hosts", "id") | ("enrollments", "id") | (_, "host_id") => self.host.to_string(),
             ("commands", "id") => self.command.clone(),
+            ("discoveries", "id") => self.discovery.clone(),
             ("registration-tokens", "id") => self.registration_token.to_string(),
             ("sessions", "id") => self.session.to_string(),
             ("tokens", "id") => self.api_token.to_string(),

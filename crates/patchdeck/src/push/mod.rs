@@ -6,11 +6,15 @@
 //! - [`convert`]: the contract's packages, patches and jobs as our inventory and command results.
 //! - [`discovery`]: finding agents in an address range.
 //! - [`worker`]: the periodic poller and command relay over a [`worker::PushStore`].
+//! - [`service`]: that worker in a running manager: the manager's store, one worker per database
+//!   (a lease), queued commands and job progress on the event stream.
+//! - Discovery runs from the API ([`crate::web::handlers::discoveries`]).
 
 pub mod client;
 pub mod convert;
 pub mod discovery;
 pub mod identity;
+pub mod service;
 pub mod worker;
 
 pub use client::{

@@ -315,6 +315,16 @@ impl<S: PushStore> PushWorker<S> {
         self.inner.wake.notify_one();
     }
 
+    /// Makes `host`'s queued commands due now, if the worker knows the host (a push host it has
+    /// listed); else does nothing, so it is cheap to call for every queued command.
+    pub fn wake_host(&self, host: HostId) {
+        let now = self.inner.clock.now();
+        let known = self.with_state(host, |s| s.next_commands_at = now).is_some();
+        if known {
+            self.inner.wake.notify_one();
+        }
+    }
+
     /// Runs until `shutdown` becomes `true` (or its sender goes away): a [`Self::tick`] every
     /// [`PushWorkerConfig::tick`] or on [`Self::wake`]. Work in flight is abandoned on shutdown;
     /// commands being followed stay `sent`/`running` in the store.

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::handlers::{
-    agent, audit, auth, ca, commands, enrollments, events, groups, health, hosts, inventory, passkeys,
+    agent, audit, auth, ca, commands, discoveries, enrollments, events, groups, health, hosts, inventory, passkeys,
     registration_tokens, settings, sso, users,
 };
 
@@ -38,10 +38,13 @@ use super::handlers::{
         commands::create_host_command, commands::list_host_commands, commands::create_commands,
         commands::list_commands, commands::get_command, commands::cancel_command, commands::retry_command,
         inventory::list_host_packages, inventory::list_host_updates, inventory::search_packages,
+        discoveries::start_discovery, discoveries::list_discoveries, discoveries::get_discovery,
+        discoveries::cancel_discovery,
         enrollments::list_enrollments, enrollments::approve_enrollment, enrollments::reject_enrollment,
         events::stream_events, events::list_security_events,
         agent::enroll, agent::checkin, agent::put_inventory, agent::renew_certificate,
     ),
+    components(schemas(super::handlers::Order, crate::hub::LiveEvent, crate::hub::HostChange)),
     modifiers(&Security),
 )]
 struct ApiDoc;

@@ -19,7 +19,7 @@ use tower_http::timeout::TimeoutLayer;
 use super::authz::{authorize, Permission};
 use super::handlers::agent::authorize_agent;
 use super::handlers::{
-    agent, audit, auth, ca, commands, enrollments, events, groups, health, hosts, inventory, passkeys,
+    agent, audit, auth, ca, commands, discoveries, enrollments, events, groups, health, hosts, inventory, passkeys,
     registration_tokens, settings, sso, users,
 };
 use crate::state::AppState;
@@ -147,6 +147,10 @@ pub fn api(state: AppState) -> (Router, Vec<RouteSpec>) {
         // Fleet-wide package search (scoped)
         .add(M::GET, "/api/v1/packages/search", P::HostsRead, inventory::search_packages)
         // Enrollment approval queue (admins)
+        .add(M::GET, "/api/v1/discoveries", P::Admin, discoveries::list_discoveries)
+        .add(M::POST, "/api/v1/discoveries", P::Admin, discoveries::start_discovery)
+        .add(M::GET, "/api/v1/discoveries/{id}", P::Admin, discoveries::get_discovery)
+        .add(M::POST, "/api/v1/discoveries/{id}/cancel", P::Admin, discoveries::cancel_discovery)
         .add(M::GET, "/api/v1/enrollments", P::Admin, enrollments::list_enrollments)
         .add(M::POST, "/api/v1/enrollments/{id}/approve", P::Admin, enrollments::approve_enrollment)
         .add(M::POST, "/api/v1/enrollments/{id}/reject", P::Admin, enrollments::reject_enrollment)

@@ -10,6 +10,7 @@ pub mod agents;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use jiff::SignedDuration;
 use patchdeck::clock::ManualClock;
@@ -385,7 +386,7 @@ pub async fn tamper(config: &ManagerConfig, sql: &str) {
     } else {
         let options = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(config.sqlite_path())
-            .busy_timeout(std::time::Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10));
         let mut conn = sqlx::SqliteConnection::connect_with(&options).await.expect("open the SQLite file");
         let changed = conn.execute(sql).await.expect("tampering statement").rows_affected();
         let _ = conn.close().await;
@@ -458,4 +459,46 @@ pub async fn new_group(admin: &Client, name: &str) -> i64 {
     let (status, body) = admin.post("/api/v1/groups", json!({ "name": name, "description": "" })).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     id(&body)
+}
+
+/// An open event stream and the text read from it so far.
+pub struct EventStream {
+    response: reqwest::Response,
+    /// Everything read so far.
+    pub text: String,
+}
+
+impl EventStream {
+    pub async fn open(client: &Client) -> EventStream {
+        let response = client.raw(Method::GET, "/api/v1/events", None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+        let mut stream = EventStream { response, text: String::new() };
+        stream.read_until(": connected").await;
+        stream
+    }
+
+    /// Reads until the text contains `needle` (at most 10 seconds).
+    pub async fn read_until(&mut self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.text.contains(needle) {
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no {needle:?} within 10 s; got:\n{}", self.text))
+                .expect("stream readable")
+                .expect("stream still open");
+            self.text.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        }
+    }
+
+    /// The `data:` of each event of type `kind` so far.
+    pub fn events(&self, kind: &str) -> Vec<Value> {
+        self.text
+            .split("\n\n")
+            .filter(|block| block.lines().any(|line| line == format!("event: {kind}")))
+            .filter_map(|block| block.lines().find_map(|line| line.strip_prefix("data: ")))
+            .map(|data| serde_json::from_str(data).expect("JSON data"))
+            .collect()
+    }
 }

@@ -675,7 +675,7 @@ pub async fn put_inventory(
 }
 
 /// Issues a new certificate for the calling host's new key.
-#[utoipa::path(post, path = "/agent/v1/certificate", tag = "agent",
+#[utoipa::path(post, path = "/agent/v1/certificate", tag = "agent", operation_id = "renew_agent_certificate",
     request_body(content = Object, description = "RenewRequest (docs/protocol.md)"),
     responses((status = 200, description = "RenewResponse"), (status = 400), (status = 401), (status = 403)))]
 pub async fn renew_certificate(

@@ -238,8 +238,20 @@ async fn refusal(state: &AppState, host: &Host, command: &Command) -> ApiResult<
         Approval::Pending => return Ok(Some("the host is waiting for enrollment approval".into())),
         Approval::Rejected => return Ok(Some("the host's enrollment was rejected".into())),
     }
-    if host.transport != Transport::Pull {
-        return Ok(Some("the host is a push-mode host; queued commands are delivered to pull agents".into()));
+    if host.transport == Transport::Push {
+        // The Linux_Patch_API has neither (see `push::client`): refuse now rather than queue a
+        // command that can only fail.
+        match command {
+            Command::Heartbeat { .. } => {
+                return Ok(Some("rapid check-in is for pull agents; a push host is polled by the manager".into()))
+            }
+            Command::Upgrade { dry_run: true, .. }
+            | Command::Install { dry_run: true, .. }
+            | Command::Remove { dry_run: true, .. } => {
+                return Ok(Some("a push host's API has no dry run: every job it accepts changes the host".into()))
+            }
+            _ => {}
+        }
     }
     if let Command::Rollback { command_id } = command {
         let earlier = state.store().get_command(*command_id).await?;
@@ -334,7 +346,7 @@ pub struct FleetCommandRequest {
     /// that is not fails the whole request and nothing is queued.
     pub hosts: Option<Vec<i64>>,
     /// Every host of this group (one of the caller's groups, unless an admin). Hosts that
-    /// cannot take commands (waiting for approval, push mode) are skipped and listed.
+    /// cannot take it (waiting for approval; a dry run or heartbeat for a push host) are skipped and listed.
     pub group: Option<i64>,
     /// The command, as for `POST /api/v1/hosts/{id}/commands`.
     #[schema(value_type = Object)]
