@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { ME_PATH, alice, apiError, json, meBody, mockFetch } from "../test/fetchMock";
@@ -131,6 +131,30 @@ describe("Hosts page", () => {
     expect(screen.queryByRole("toolbar", { name: "Bulk actions" })).not.toBeInTheDocument();
   });
 
+  it("queues a command for every host of the filtered group, without fetching them", async () => {
+    const user = userEvent.setup({ delay: null });
+    const mock = mockFetch({
+      [ME_PATH]: json(200, meBody()),
+      [HOSTS]: json(200, page([host(1, "web-01")], 4_000)),
+      [GROUPS]: json(200, page([{ id: 3, name: "web", description: "", created_at: "2026-01-01T00:00:00Z" }])),
+      "POST /api/v1/commands": json(201, { commands: [], skipped: [] }),
+    });
+    renderApp("/hosts?group=3");
+    await screen.findByRole("table", { name: "Hosts" });
+    await user.click(screen.getByRole("button", { name: "Whole group…" }));
+    await user.click(await screen.findByRole("menuitem", { name: "Apply all updates: every host of web" }));
+    const dialog = await screen.findByRole("dialog");
+    expect(dialog).toHaveTextContent("Apply all updates: every host of web");
+    await user.click(within(dialog).getByRole("button", { name: "Apply all updates" }));
+    await screen.findByText(/Queued 0 commands/);
+    expect(mock.callsTo("POST /api/v1/commands")[0]!.body).toEqual({
+      group: 3,
+      command: { type: "upgrade", selection: { mode: "all" }, dry_run: false },
+    });
+    // Only the one page was ever read.
+    expect(mock.callsTo(HOSTS).every((c) => c.query.get("limit") === "50")).toBe(true);
+  });
+
   it("keeps a refused bulk reboot's error in the dialog", async () => {
     const user = userEvent.setup({ delay: null });
     const mock = mockFetch({
@@ -162,6 +186,32 @@ describe("Hosts page", () => {
     await user.click(screen.getByRole("button", { name: "Retry" }));
     expect(await screen.findByRole("link", { name: "<script>alert(1)</script>" })).toBeInTheDocument();
     expect(document.querySelector("script")).toBeNull();
+  });
+
+  it("folds the filters behind a button on a phone", async () => {
+    const user = userEvent.setup({ delay: null });
+    vi.spyOn(window, "matchMedia").mockImplementation(
+      (query: string): MediaQueryList =>
+        ({
+          matches: query.includes("max-width"),
+          media: query,
+          onchange: null,
+          addListener: () => undefined,
+          removeListener: () => undefined,
+          addEventListener: () => undefined,
+          removeEventListener: () => undefined,
+          dispatchEvent: () => false,
+        }) as MediaQueryList,
+    );
+    mockFetch({ [ME_PATH]: json(200, meBody()), [HOSTS]: json(200, fleet), [GROUPS]: json(200, page([])) });
+    renderApp("/hosts?status=offline");
+    await screen.findByRole("table", { name: "Hosts" });
+    expect(screen.getByRole("textbox", { name: "Search" })).toBeInTheDocument();
+    expect(screen.queryByRole("combobox", { name: "Status" })).not.toBeInTheDocument();
+    const toggle = screen.getByRole("button", { name: "Filters (1)" });
+    await user.click(toggle);
+    expect(toggle).toHaveAttribute("aria-expanded", "true");
+    expect(screen.getByRole("combobox", { name: "Status" })).toHaveTextContent("Offline");
   });
 
   it("offers no selection or bulk actions to viewers", async () => {

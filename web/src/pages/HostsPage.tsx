@@ -1,4 +1,4 @@
-import { useMemo, useState } from "react";
+import { useMemo, useState, type ReactNode } from "react";
 import { Link as RouterLink } from "react-router-dom";
 import {
   Alert,
@@ -6,6 +6,7 @@ import {
   Button,
   Checkbox,
   Link,
+  Menu,
   MenuItem,
   Stack,
   Table,
@@ -17,7 +18,10 @@ import {
   TextField,
   Toolbar,
   Typography,
+  useMediaQuery,
+  useTheme,
 } from "@mui/material";
+import FilterListIcon from "@mui/icons-material/FilterList";
 import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
 import { fleetApi, keys, type Command, type FleetCommandResponse, type HostListQuery, type HostView } from "../api/fleet";
 import { useMe } from "../auth/session";
@@ -121,7 +125,13 @@ export function HostsPage() {
   // Selected hosts, kept across pages (id → hostname).
   const [selected, setSelected] = useState<Map<number, string>>(new Map());
   const [action, setAction] = useState<HostAction | null>(null);
+  // Whether the action is for the selected hosts or for every host of the filtered group.
+  const [scope, setScope] = useState<"selection" | "group">("selection");
+  const [groupMenu, setGroupMenu] = useState<HTMLElement | null>(null);
   const [result, setResult] = useState<FleetCommandResponse | null>(null);
+  const theme = useTheme();
+  const phone = useMediaQuery(theme.breakpoints.down("sm"));
+  const [showFilters, setShowFilters] = useState(false);
 
   const items = hosts.data?.items ?? [];
   const pageIds = items.map((h) => h.id);
@@ -150,17 +160,33 @@ export function HostsPage() {
     set({ sort: field === "hostname" ? "" : field, order: nextOrder === "asc" ? "" : "desc" });
   };
 
+  const groupId = intParam(get("group"), 0);
+  const groupName = groups.data?.items.find((g) => g.id === groupId)?.name ?? `group ${groupId}`;
   const queue = async (command: Command) => {
-    const ids = [...selected.keys()];
-    const response = await fleetApi.queueFleetCommand({ hosts: ids, command });
+    const response =
+      scope === "group"
+        ? await fleetApi.queueFleetCommand({ group: groupId, command })
+        : await fleetApi.queueFleetCommand({ hosts: [...selected.keys()], command });
     setResult(response);
     setAction(null);
-    setSelected(new Map());
+    if (scope === "selection") setSelected(new Map());
     void client.invalidateQueries({ queryKey: keys.commands });
+  };
+  const startAction = (a: HostAction, on: "selection" | "group") => {
+    setScope(on);
+    setGroupMenu(null);
+    setAction(a);
   };
 
   const filtered = Boolean(get("q") || get("status") || get("transport") || get("os") || get("group") || get("security") || get("reboot") || get("seen"));
-  const target = selected.size === 1 ? [...selected.values()][0]! : `${selected.size} hosts`;
+  const target =
+    scope === "group"
+      ? `every host of ${groupName}`
+      : selected.size === 1
+        ? [...selected.values()][0]!
+        : `${selected.size} hosts`;
+  const activeFilters = ["status", "transport", "os", "group", "security", "reboot", "seen"].filter((k) => get(k)).length;
+  const more = (children: ReactNode) => (phone && !showFilters ? null : children);
 
   return (
     <>
@@ -172,6 +198,18 @@ export function HostsPage() {
 
       <Box component="form" role="search" aria-label="Filter hosts" onSubmit={(e) => e.preventDefault()} sx={{ display: "flex", flexWrap: "wrap", gap: 1.5, mb: 2, "& .MuiTextField-root": { m: 0 } }}>
         <TextField label="Search" placeholder="Hostname, FQDN or address" size="small" value={search} onChange={(e) => setSearch(e.target.value)} sx={{ flex: "2 1 220px" }} />
+        {phone && (
+          <Button
+            startIcon={<FilterListIcon />}
+            aria-expanded={showFilters}
+            aria-controls="host-filters"
+            onClick={() => setShowFilters((v) => !v)}
+          >
+            Filters{activeFilters ? ` (${activeFilters})` : ""}
+          </Button>
+        )}
+        {more(
+          <Box id="host-filters" sx={{ display: "contents" }}>
         <TextField select label="Status" size="small" value={get("status")} onChange={(e) => set({ status: e.target.value })} sx={{ flex: "1 1 140px" }}>
           <MenuItem value="">Any</MenuItem>
           <MenuItem value="online">Online</MenuItem>
@@ -214,6 +252,8 @@ export function HostsPage() {
             </MenuItem>
           ))}
         </TextField>
+          </Box>,
+        )}
         {filtered && (
           <Button
             onClick={() => {
@@ -224,6 +264,25 @@ export function HostsPage() {
           >
             Clear filters
           </Button>
+        )}
+        {canAct && groupId > 0 && (
+          <>
+            <Button
+              variant="outlined"
+              aria-haspopup="menu"
+              aria-expanded={groupMenu ? "true" : undefined}
+              onClick={(e) => setGroupMenu(e.currentTarget)}
+            >
+              Whole group…
+            </Button>
+            <Menu anchorEl={groupMenu} open={Boolean(groupMenu)} onClose={() => setGroupMenu(null)}>
+              {(Object.keys(HOST_ACTIONS) as HostAction[]).map((a) => (
+                <MenuItem key={a} onClick={() => startAction(a, "group")}>
+                  {HOST_ACTIONS[a].label}: every host of {groupName}
+                </MenuItem>
+              ))}
+            </Menu>
+          </>
         )}
       </Box>
 
@@ -238,7 +297,7 @@ export function HostsPage() {
               {selected.size} selected
             </Typography>
             {(Object.keys(HOST_ACTIONS) as HostAction[]).map((a) => (
-              <Button key={a} size="small" variant="outlined" onClick={() => setAction(a)} disabled={selected.size > MAX_BULK}>
+              <Button key={a} size="small" variant="outlined" onClick={() => startAction(a, "selection")} disabled={selected.size > MAX_BULK}>
                 {HOST_ACTIONS[a].label}
               </Button>
             ))}
@@ -367,7 +426,12 @@ export function HostsPage() {
       </ListCard>
 
       <CommandDialog action={action} target={target} onClose={() => setAction(null)} onConfirm={queue}>
-        {selected.size > 1 && (
+        {scope === "group" && (
+          <Typography variant="body2" color="text.secondary" sx={{ mt: 1 }}>
+            Hosts of the group that cannot take commands (waiting for approval, push mode) are skipped and listed.
+          </Typography>
+        )}
+        {scope === "selection" && selected.size > 1 && (
           <Typography variant="body2" color="text.secondary" sx={{ mt: 1 }}>
             Hosts: {[...selected.values()].slice(0, 10).join(", ")}
             {selected.size > 10 ? ` and ${selected.size - 10} more` : ""}
