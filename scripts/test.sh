@@ -18,9 +18,9 @@ ensure_postgres
 step "Rust tools"
 ensure_rust_tools
 
-step "Web UI: install, type-check, build and test"
+step "Web UI: install, API types up to date, type-check, build and test"
 command -v npm >/dev/null || ensure_debs nodejs npm
-(cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build && npm test)
+(cd web && npm ci --no-audit --no-fund --loglevel=error && npm run check:api && npm run build && npm test)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

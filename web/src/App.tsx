@@ -13,6 +13,17 @@ import { PLANNED, PlaceholderPage, type PlannedPage } from "./pages/PlaceholderP
 // Pages that most visits never open load on demand (the MFA page brings the QR encoder).
 const AccountPage = lazy(() => import("./pages/AccountPage").then((m) => ({ default: m.AccountPage })));
 const MfaSetupPage = lazy(() => import("./pages/MfaSetupPage").then((m) => ({ default: m.MfaSetupPage })));
+const HostsPage = lazy(() => import("./pages/HostsPage").then((m) => ({ default: m.HostsPage })));
+const HostDetailPage = lazy(() => import("./pages/HostDetailPage").then((m) => ({ default: m.HostDetailPage })));
+const RegistrationTokensPage = lazy(() =>
+  import("./pages/RegistrationTokensPage").then((m) => ({ default: m.RegistrationTokensPage })),
+);
+const EnrollmentsPage = lazy(() => import("./pages/EnrollmentsPage").then((m) => ({ default: m.EnrollmentsPage })));
+const UsersPage = lazy(() => import("./pages/UsersPage").then((m) => ({ default: m.UsersPage })));
+const AuditLogPage = lazy(() => import("./pages/AuditLogPage").then((m) => ({ default: m.AuditLogPage })));
+const SecurityEventsPage = lazy(() =>
+  import("./pages/SecurityEventsPage").then((m) => ({ default: m.SecurityEventsPage })),
+);
 
 function Loading({ children }: { children: ReactNode }) {
   return <Suspense fallback={<FullPageProgress label="Loading the page" />}>{children}</Suspense>;
@@ -36,6 +47,11 @@ export function AppRoutes() {
   const admin = (page: PlannedPage) => (
     <RequireAdmin>
       <PlaceholderPage page={page} />
+    </RequireAdmin>
+  );
+  const adminPage = (page: ReactNode) => (
+    <RequireAdmin>
+      <Loading>{page}</Loading>
     </RequireAdmin>
   );
   return (
@@ -71,13 +87,30 @@ export function AppRoutes() {
         }
       >
         <Route index element={<PlaceholderPage page={PLANNED.dashboard} />} />
-        <Route path="hosts" element={<PlaceholderPage page={PLANNED.hosts} />} />
+        <Route
+          path="hosts"
+          element={
+            <Loading>
+              <HostsPage />
+            </Loading>
+          }
+        />
+        <Route
+          path="hosts/:id"
+          element={
+            <Loading>
+              <HostDetailPage />
+            </Loading>
+          }
+        />
         <Route path="groups" element={<PlaceholderPage page={PLANNED.groups} />} />
-        <Route path="registration-tokens" element={admin(PLANNED.registrationTokens)} />
-        <Route path="users" element={admin(PLANNED.users)} />
+        <Route path="registration-tokens" element={adminPage(<RegistrationTokensPage />)} />
+        <Route path="enrollments" element={adminPage(<EnrollmentsPage />)} />
+        <Route path="users" element={adminPage(<UsersPage />)} />
         <Route path="certificates" element={admin(PLANNED.certificates)} />
         <Route path="settings" element={admin(PLANNED.settings)} />
-        <Route path="audit-log" element={admin(PLANNED.auditLog)} />
+        <Route path="audit-log" element={adminPage(<AuditLogPage />)} />
+        <Route path="security-events" element={adminPage(<SecurityEventsPage />)} />
         <Route
           path="account"
           element={

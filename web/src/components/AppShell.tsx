@@ -31,7 +31,10 @@ import ReceiptLongIcon from "@mui/icons-material/ReceiptLong";
 import AccountCircleIcon from "@mui/icons-material/AccountCircle";
 import SecurityIcon from "@mui/icons-material/Security";
 import LogoutIcon from "@mui/icons-material/Logout";
+import HowToRegIcon from "@mui/icons-material/HowToReg";
+import GppMaybeIcon from "@mui/icons-material/GppMaybe";
 import { useMe, useSignOut } from "../auth/session";
+import { useLiveEvents } from "../api/events";
 import { ColorModeMenu } from "./ColorModeMenu";
 
 const DRAWER_WIDTH = 248;
@@ -48,10 +51,12 @@ export const NAV_ITEMS: NavItem[] = [
   { to: "/hosts", label: "Hosts", icon: <DnsIcon /> },
   { to: "/groups", label: "Groups", icon: <WorkspacesIcon /> },
   { to: "/registration-tokens", label: "Registration tokens", icon: <VpnKeyIcon />, adminOnly: true },
+  { to: "/enrollments", label: "Enrollments", icon: <HowToRegIcon />, adminOnly: true },
   { to: "/users", label: "Users", icon: <PeopleIcon />, adminOnly: true },
   { to: "/certificates", label: "Certificates", icon: <VerifiedUserIcon />, adminOnly: true },
   { to: "/settings", label: "Settings", icon: <SettingsIcon />, adminOnly: true },
   { to: "/audit-log", label: "Audit log", icon: <ReceiptLongIcon />, adminOnly: true },
+  { to: "/security-events", label: "Security events", icon: <GppMaybeIcon />, adminOnly: true },
 ];
 
 function Brand() {
@@ -190,6 +195,8 @@ function UserMenu() {
 export function AppShell() {
   const me = useMe();
   const [mobileOpen, setMobileOpen] = useState(false);
+  // Live command and host events keep every page's data fresh.
+  useLiveEvents();
   const isAdmin = me.data?.user.role === "admin";
 
   const drawer = (

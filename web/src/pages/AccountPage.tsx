@@ -174,7 +174,7 @@ function Sessions() {
                   <TableCell>
                     <DateTime value={s.expires_at} />
                   </TableCell>
-                  <TableCell>{describeMfaMethod(s.mfa_method)}</TableCell>
+                  <TableCell>{describeMfaMethod(s.mfa_method ?? null)}</TableCell>
                   <TableCell align="right" sx={{ whiteSpace: "nowrap" }}>
                     {s.current ? (
                       <Button size="small" onClick={() => void signOut()}>

@@ -27,6 +27,9 @@ describe("login", () => {
       [METHODS]: json(200, { password: true, sso: { enabled: false } }),
       [LOGIN]: json(200, { status: "mfa_required", mfa_token: "tkt-1", methods: ["totp", "recovery_code"] }),
       [LOGIN_MFA]: json(200, { status: "ok", user: alice }),
+      // The page asked for, once signed in.
+      "GET /api/v1/hosts": json(200, { items: [], total: 0, limit: 50, offset: 0 }),
+      "GET /api/v1/groups": json(200, { items: [], total: 0, limit: 500, offset: 0 }),
     });
     renderApp("/hosts");
 

@@ -48,15 +48,6 @@ export const PLANNED = {
       "Recent and running jobs.",
     ],
   },
-  hosts: {
-    title: "Hosts",
-    purpose: "Every enrolled host and its patch state.",
-    will: [
-      "A searchable, filterable list: hostname, OS and version, package manager, agent version, last check-in, pending and security updates, reboot required, group.",
-      "Host detail: system facts, installed packages, available updates with the reason each is (or is not) a security fix, CVEs, jobs, maintenance window and certificates.",
-      "Actions for operators and admins: scan now, refresh metadata, deploy selected updates (after a dry run), reboot.",
-    ],
-  },
   groups: {
     title: "Groups",
     purpose: "Groups of hosts, which scope what operators and viewers see and what a deployment targets.",
@@ -64,22 +55,6 @@ export const PLANNED = {
       "The list of groups with their host count and members.",
       "For admins: create, rename and delete groups, move hosts between them, and assign users to them.",
       "Per-group configuration and maintenance windows.",
-    ],
-  },
-  registrationTokens: {
-    title: "Registration tokens",
-    purpose: "Tokens that agents present once to enroll with this manager.",
-    will: [
-      "The list of tokens: label, seats used and left, expiry, the group new hosts join, and whether it is revoked.",
-      "Create a token (shown once, with the agent's enroll command to copy) and revoke one.",
-    ],
-  },
-  users: {
-    title: "Users",
-    purpose: "Who may sign in, with which role and over which groups.",
-    will: [
-      "The list of users: username, display name, role (admin, operator, viewer), sign-in source (local or SSO), MFA status, last login, locked or disabled.",
-      "Create users, change roles and group scope, reset a password (forcing a change at next login), reset MFA, disable or unlock an account.",
     ],
   },
   certificates: {
@@ -99,15 +74,6 @@ export const PLANNED = {
       "Single sign-on (OIDC) status.",
       "Notifications (e-mail, signed webhooks) and the agents' check-in interval.",
       "The command-signing key's fingerprint that agents pin.",
-    ],
-  },
-  auditLog: {
-    title: "Audit log",
-    purpose: "Every security-relevant action, in a hash-chained log.",
-    will: [
-      "Events with time, actor, action, target, source address and outcome, newest first.",
-      "Filters by actor, action, target, outcome and time range, and an export.",
-      "The result of verifying the log's hash chain.",
     ],
   },
 } satisfies Record<string, PlannedPage>;

@@ -6,6 +6,8 @@ import { vi } from "vitest";
 export interface RecordedCall {
   method: string;
   path: string;
+  /** The query string's parameters. */
+  query: URLSearchParams;
   headers: Headers;
   credentials: RequestCredentials | undefined;
   body: unknown;
@@ -50,6 +52,7 @@ export function mockFetch(routes: Record<string, Reply | Reply[]>) {
     const call: RecordedCall = {
       method,
       path: url.pathname,
+      query: url.searchParams,
       headers: new Headers(init.headers),
       credentials: init.credentials,
       body,

@@ -1,0 +1,79 @@
+import { createElement, type ReactNode } from "react";
+import { describe, expect, it, vi } from "vitest";
+import { renderHook } from "@testing-library/react";
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { FakeEventSource, mockEventSource } from "../test/eventSource";
+import { ME_PATH, json, meBody, mockFetch } from "../test/fetchMock";
+import { keysFor, makeBatcher, RESYNC_KEYS, useLiveEvents } from "./events";
+
+describe("live events", () => {
+  it("maps a command event to the command, its host's command list and the command lists", () => {
+    expect(keysFor({ type: "command", host_id: 7, command_id: "c-1", kind: "upgrade", state: "running" })).toEqual([
+      ["commands", "c-1"],
+      ["hosts", "detail", 7, "commands"],
+      ["commands"],
+    ]);
+  });
+
+  it("refreshes only a host's own record on a status change, and its inventory on an inventory change", () => {
+    expect(keysFor({ type: "host", host_id: 7, status: "offline", change: "status" })).toEqual([
+      ["hosts", "list"],
+      ["hosts", "detail", 7, "self"],
+    ]);
+    expect(keysFor({ type: "host", host_id: 7, status: "online", change: "inventory" })).toEqual([
+      ["hosts", "list"],
+      ["hosts", "detail", 7],
+    ]);
+    expect(keysFor({ type: "host", host_id: 7, status: "pending", change: "enrolled" })).toContainEqual(["enrollments"]);
+  });
+
+  it("invalidates a burst of events once per key", () => {
+    vi.useFakeTimers();
+    try {
+      const client = new QueryClient();
+      const invalidate = vi.spyOn(client, "invalidateQueries").mockResolvedValue();
+      const batch = makeBatcher(client, 1000);
+      for (let i = 0; i < 500; i++) {
+        batch.add(keysFor({ type: "host", host_id: 7, status: i % 2 ? "online" : "offline", change: "status" }));
+      }
+      batch.add(RESYNC_KEYS);
+      expect(invalidate).not.toHaveBeenCalled();
+      vi.advanceTimersByTime(1000);
+      expect(invalidate).toHaveBeenCalledTimes(2 + RESYNC_KEYS.length);
+      expect(invalidate).toHaveBeenCalledWith({ queryKey: ["hosts", "list"] });
+      expect(invalidate).toHaveBeenCalledWith({ queryKey: ["hosts"] });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("reopens the stream through a session refresh when the server ends it, then re-reads what is live", async () => {
+    vi.useFakeTimers();
+    try {
+      const streams = mockEventSource();
+      const mock = mockFetch({ [ME_PATH]: json(200, meBody()) });
+      const client = new QueryClient();
+      const invalidate = vi.spyOn(client, "invalidateQueries").mockResolvedValue();
+      const wrapper = ({ children }: { children: ReactNode }) => createElement(QueryClientProvider, { client }, children);
+      const { unmount } = renderHook(() => useLiveEvents(), { wrapper });
+      expect(streams).toHaveLength(1);
+      streams[0]!.emit("open");
+
+      // The access token expired: the server answers 401 and the browser gives up (CLOSED).
+      streams[0]!.readyState = FakeEventSource.CLOSED;
+      streams[0]!.emit("error");
+      await vi.advanceTimersByTimeAsync(5000);
+      expect(mock.callsTo(ME_PATH)).toHaveLength(1);
+      expect(streams).toHaveLength(2);
+
+      streams[1]!.emit("open");
+      await vi.advanceTimersByTimeAsync(1000);
+      for (const queryKey of RESYNC_KEYS) expect(invalidate).toHaveBeenCalledWith({ queryKey });
+
+      unmount();
+      expect(streams[1]!.readyState).toBe(FakeEventSource.CLOSED);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});

@@ -1,0 +1,133 @@
+// The live event stream (`GET /api/v1/events`, Server-Sent Events) and what it invalidates.
+//
+// Wire format (crates/patchdeck/src/web/handlers/events.rs, `hub::LiveEvent`):
+//   event: command  data: {"type":"command","host_id":7,"command_id":"…","kind":"upgrade","state":"running"}
+//   event: host     data: {"type":"host","host_id":7,"status":"online","change":"status"}
+//   event: resync   data: {"missed":12}          (events were lost: reload what is shown)
+//
+// The events only say *what* changed; the pages re-read the data through their queries. Bursts
+// (a fleet-wide upgrade sends thousands of events) are batched: invalidations are collected and
+// applied at most once per `BATCH_MS`.
+
+import { useEffect } from "react";
+import { useQueryClient, type QueryClient, type QueryKey } from "@tanstack/react-query";
+import { API_BASE, api } from "./client";
+import { keys } from "./fleet";
+
+export const EVENTS_URL = `${API_BASE}/events`;
+const BATCH_MS = 1000;
+const RECONNECT_MS = 5000;
+
+/** `hub::LiveEvent`: not in the OpenAPI document (the stream is `text/event-stream`). */
+export type LiveEvent =
+  | { type: "command"; host_id: number; command_id: string; kind: string; state: string }
+  | { type: "host"; host_id: number; status: string; change: "status" | "enrolled" | "approval" | "inventory" };
+
+/** The query keys an event makes stale. */
+export function keysFor(event: LiveEvent): QueryKey[] {
+  switch (event.type) {
+    case "command":
+      return [keys.command(event.command_id), keys.hostCommands(event.host_id), keys.commands];
+    case "host": {
+      const out: QueryKey[] = [["hosts", "list"]];
+      // A host's detail, and with an inventory change its packages and updates (prefix match).
+      out.push(event.change === "inventory" ? keys.host(event.host_id) : keys.hostSelf(event.host_id));
+      if (event.change === "enrolled" || event.change === "approval") out.push(keys.enrollments);
+      return out;
+    }
+  }
+}
+
+/** Everything the stream keeps fresh, after a `resync` or a reconnect. */
+export const RESYNC_KEYS: QueryKey[] = [keys.hosts, keys.commands, keys.enrollments];
+
+function parse(data: string): LiveEvent | null {
+  try {
+    const v: unknown = JSON.parse(data);
+    if (typeof v !== "object" || v === null) return null;
+    const e = v as Record<string, unknown>;
+    if (typeof e["host_id"] !== "number") return null;
+    if (e["type"] === "command" && typeof e["command_id"] === "string" && typeof e["state"] === "string") {
+      return v as LiveEvent;
+    }
+    if (e["type"] === "host" && typeof e["change"] === "string") return v as LiveEvent;
+    return null;
+  } catch {
+    return null;
+  }
+}
+
+/** Collects query keys and invalidates them together. */
+export function makeBatcher(client: QueryClient, delay = BATCH_MS) {
+  const pending = new Map<string, QueryKey>();
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const flush = () => {
+    timer = null;
+    const batch = [...pending.values()];
+    pending.clear();
+    for (const queryKey of batch) void client.invalidateQueries({ queryKey });
+  };
+  return {
+    add(list: QueryKey[]) {
+      for (const k of list) pending.set(JSON.stringify(k), k);
+      if (timer === null) timer = setTimeout(flush, delay);
+    },
+    flush,
+    cancel() {
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      pending.clear();
+    },
+  };
+}
+
+/**
+ * Subscribes to the event stream while mounted and invalidates the queries events affect. The
+ * stream authenticates with the session cookies; when the server ends it with an error (the
+ * access token expired), the session is refreshed through the API client and the stream reopened.
+ */
+export function useLiveEvents(enabled = true) {
+  const client = useQueryClient();
+  useEffect(() => {
+    if (!enabled || typeof EventSource === "undefined") return;
+    const batch = makeBatcher(client);
+    let source: EventSource | null = null;
+    let retry: ReturnType<typeof setTimeout> | null = null;
+    let opened = false;
+    let stopped = false;
+
+    const onEvent = (e: MessageEvent<string>) => {
+      const event = parse(e.data);
+      if (event) batch.add(keysFor(event));
+    };
+    const connect = () => {
+      if (stopped) return;
+      const s = new EventSource(EVENTS_URL, { withCredentials: true });
+      source = s;
+      s.addEventListener("open", () => {
+        // Events sent while disconnected are gone: re-read what is shown.
+        if (opened) batch.add(RESYNC_KEYS);
+        opened = true;
+      });
+      s.addEventListener("command", onEvent as EventListener);
+      s.addEventListener("host", onEvent as EventListener);
+      s.addEventListener("resync", () => batch.add(RESYNC_KEYS));
+      s.addEventListener("error", () => {
+        // CONNECTING: the browser retries by itself. CLOSED: the server refused (401): refresh
+        // the session through the API client, then reconnect.
+        if (s.readyState !== EventSource.CLOSED || stopped) return;
+        s.close();
+        retry = setTimeout(() => {
+          api.get(`${API_BASE}/auth/me`).then(connect, connect);
+        }, RECONNECT_MS);
+      });
+    };
+    connect();
+    return () => {
+      stopped = true;
+      if (retry !== null) clearTimeout(retry);
+      source?.close();
+      batch.cancel();
+    };
+  }, [client, enabled]);
+}
