@@ -12,7 +12,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Issues a new certificate for the calling host's new key. */
-        post: operations["renew_certificate"];
+        post: operations["renew_agent_certificate"];
         delete?: never;
         options?: never;
         head?: never;
@@ -665,6 +665,61 @@ export interface paths {
          *     `retry_of`.
          */
         post: operations["retry_command"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/discoveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This replica's discoveries, newest first. */
+        get: operations["list_discoveries"];
+        put?: never;
+        /** Starts probing a range for agents; returns at once (`202`) with the discovery to poll. */
+        post: operations["start_discovery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/discoveries/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One discovery: its progress, and once it has ended, what it found. */
+        get: operations["get_discovery"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/discoveries/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stops a running discovery; what it found so far is kept (`state` becomes `cancelled` within a
+         *     moment).
+         */
+        post: operations["cancel_discovery"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1417,6 +1472,68 @@ export interface components {
             password?: string | null;
             user: components["schemas"]["UserView"];
         };
+        /** @description An address that accepted a connection on the agents' port. */
+        DiscoveredHostView: {
+            address: string;
+            /** @description Whether it answered as a Linux_Patch_API agent the manager can talk to. */
+            answered_as_lpa: boolean;
+            /** @description The name in its server certificate (when the TLS handshake worked). */
+            fqdn_from_cert?: string | null;
+            /**
+             * Format: int64
+             * @description The push host already registered with this address, if any.
+             */
+            host_id?: number | null;
+            /** @description Why not, otherwise (e.g. the agent does not accept this manager's certificate). */
+            reason?: string | null;
+            /** @description The agent's version, from its health answer. */
+            version?: string | null;
+        };
+        /** @description Discoveries of this replica, newest first. */
+        DiscoveryList: {
+            items: components["schemas"]["DiscoveryView"][];
+        };
+        /** @description How far a discovery has come. */
+        DiscoveryProgressView: {
+            /**
+             * Format: int64
+             * @description Agents found.
+             */
+            found: number;
+            /**
+             * Format: int64
+             * @description Addresses where something accepted the connection.
+             */
+            listening: number;
+            /**
+             * Format: int64
+             * @description Addresses probed so far.
+             */
+            probed: number;
+            /**
+             * Format: int64
+             * @description Addresses to probe.
+             */
+            total: number;
+        };
+        /** @description A discovery and what it found. */
+        DiscoveryView: {
+            cidr: string;
+            /** @description Why it failed. */
+            error?: string | null;
+            finished_at?: string | null;
+            /** @description The addresses that accepted a connection, by address (listed once it has ended). */
+            hosts: components["schemas"]["DiscoveredHostView"][];
+            id: string;
+            /** Format: int32 */
+            port: number;
+            progress: components["schemas"]["DiscoveryProgressView"];
+            started_at: string;
+            /** @description Who started it. */
+            started_by: string;
+            /** @description `running`, `completed`, `cancelled` or `failed`. */
+            state: string;
+        };
         /** @description A host waiting for (or refused) approval: what its agent said about itself. */
         EnrollmentView: components["schemas"]["HostView"] & {
             /** @description The addresses the agent reported. */
@@ -1431,7 +1548,7 @@ export interface components {
             /**
              * Format: int64
              * @description Every host of this group (one of the caller's groups, unless an admin). Hosts that
-             *     cannot take commands (waiting for approval, push mode) are skipped and listed.
+             *     cannot take it (waiting for approval; a dry run or heartbeat for a push host) are skipped and listed.
              */
             group?: number | null;
             /**
@@ -1480,6 +1597,11 @@ export interface components {
             status: string;
             version: string;
         };
+        /**
+         * @description What happened to a host, in a [`LiveEvent::Host`].
+         * @enum {string}
+         */
+        HostChange: "status" | "enrolled" | "approval" | "inventory";
         /** @description One host with its groups and what its agent last reported. */
         HostDetail: components["schemas"]["HostView"] & {
             /** @description Every address the agent reported (loopback and link-local left out). */
@@ -1916,6 +2038,37 @@ export interface components {
             /** Format: int64 */
             total: number;
         };
+        /** @description Something that changed, for live views. */
+        LiveEvent: {
+            command_id: string;
+            /** Format: int64 */
+            host_id: number;
+            kind: string;
+            state: string;
+            /** @enum {string} */
+            type: "command";
+        } | {
+            change: components["schemas"]["HostChange"];
+            /** Format: int64 */
+            host_id: number;
+            status: string;
+            /** @enum {string} */
+            type: "host";
+        } | {
+            command_id: string;
+            /** Format: int64 */
+            host_id: number;
+            job_id: string;
+            message: string;
+            /**
+             * Format: int32
+             * @description 0–100.
+             */
+            progress: number;
+            status: string;
+            /** @enum {string} */
+            type: "job";
+        };
         LoginRequest: {
             password: string;
             username: string;
@@ -1948,6 +2101,11 @@ export interface components {
             method: string;
             mfa_token: string;
         };
+        /**
+         * @description `?order=asc|desc`.
+         * @enum {string}
+         */
+        Order: "asc" | "desc";
         /** @description One package a command changed. */
         PackageChangeView: {
             /** @description `install`, `upgrade`, `downgrade`, `reinstall` or `remove`. */
@@ -2144,6 +2302,19 @@ export interface components {
             role_map: Record<string, unknown>;
             scopes: string[];
         };
+        /** @description Start a discovery. */
+        StartDiscoveryRequest: {
+            /**
+             * @description The range, e.g. `10.0.4.0/24` (at most a /16, or a /112 for IPv6); a bare address
+             *     probes that one address.
+             */
+            cidr: string;
+            /**
+             * Format: int32
+             * @description The agents' port; defaults to `push.port` (12443).
+             */
+            port?: number | null;
+        };
         /**
          * @description Whether a token can still enroll an agent, and if not, why.
          * @enum {string}
@@ -2220,11 +2391,6 @@ export interface components {
             /** @description `intact` or `broken`. */
             status: string;
         };
-        /**
-         * @description `?order=asc|desc` (patched in by scripts/gen-api.mjs).
-         * @enum {string}
-         */
-        Order: "asc" | "desc";
     };
     responses: never;
     parameters: never;
@@ -2234,7 +2400,7 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    renew_certificate: {
+    renew_agent_certificate: {
         parameters: {
             query?: never;
             header?: never;
@@ -3480,6 +3646,120 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    list_discoveries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DiscoveryList"];
+                };
+            };
+        };
+    };
+    start_discovery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StartDiscoveryRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DiscoveryView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_discovery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DiscoveryView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    cancel_discovery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DiscoveryView"];
+                };
             };
             404: {
                 headers: {
