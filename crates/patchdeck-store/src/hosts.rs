@@ -47,6 +47,16 @@ text_enum! {
         Offline = "offline",
         /// A push host that did not answer.
         Unreachable = "unreachable",
+        /// A push host that answers but reports a problem (a stale or failed package cache, a
+        /// CRL or repository key problem); it is still polled and sent commands.
+        Degraded = "degraded",
+    }
+}
+
+impl HostStatus {
+    /// Whether the manager can reach the host now (online, or answering while degraded).
+    pub fn is_reachable(self) -> bool {
+        matches!(self, HostStatus::Online | HostStatus::Degraded)
     }
 }
 

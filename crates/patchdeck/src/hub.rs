@@ -47,7 +47,7 @@ pub enum LiveEvent {
         #[schema(value_type = String)]
         state: CommandState,
     },
-    /// A host's reachability changed (`online`, `offline`, `unreachable`) or it was enrolled,
+    /// A host's reachability changed (`online`, `offline`, `unreachable`, `degraded`) or it was enrolled,
     /// approved or its inventory changed (`status` stays as it is then).
     Host { host_id: i64, status: String, change: HostChange },
     /// A push host's agent job for a command made progress (relayed from the agent's own job

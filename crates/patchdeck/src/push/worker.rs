@@ -31,6 +31,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use patchdeck_proto::agent::{Command, CommandResult, CommandState, ResultError};
 use patchdeck_proto::lpa::jobs::JobStatus;
+use patchdeck_proto::lpa::{Health, HealthStatus};
 use patchdeck_proto::ScanReport;
 use patchdeck_store::{Host, HostId, HostStatus};
 use tokio::sync::{broadcast, watch, Notify, Semaphore};
@@ -375,7 +376,7 @@ impl<S: PushStore> PushWorker<S> {
                 }
                 // Someone else (an admin, a replica) may have changed the row.
                 state.status = host.status;
-                let reachable = state.status == HostStatus::Online;
+                let reachable = state.status.is_reachable();
                 let due = Due {
                     health: state.schedule.next_health_at <= now,
                     inventory: state.schedule.next_inventory_at <= now,
@@ -447,10 +448,10 @@ impl<S: PushStore> PushWorker<S> {
         let id = host.id;
         let target = host.address.clone().or_else(|| host.fqdn.clone()).unwrap_or_default();
         let client = self.inner.connector.client_at(&target, self.inner.config.port);
-        let mut reachable = self.with_state(id, |s| s.status == HostStatus::Online).unwrap_or(false);
+        let mut reachable = self.with_state(id, |s| s.status.is_reachable()).unwrap_or(false);
         if due.health {
             let result = match &client {
-                Ok(client) => self.call(client.health()).await.map(|_| ()),
+                Ok(client) => self.call(client.health()).await,
                 Err(e) => Err(e.clone()),
             };
             reachable = self.health_result(id, result).await;
@@ -466,23 +467,29 @@ impl<S: PushStore> PushWorker<S> {
         self.with_state(id, |s| s.busy = false);
     }
 
-    /// Records a health answer or failure; whether the host counts as reachable now.
-    async fn health_result(&self, id: HostId, result: Result<(), PushError>) -> bool {
+    /// Records a health answer or failure; whether the host counts as reachable now. An agent
+    /// that answers `degraded` is reachable (it is polled and sent commands) but shown
+    /// `degraded`, with what it reported.
+    async fn health_result(&self, id: HostId, result: Result<Health, PushError>) -> bool {
         let now = self.inner.clock.now();
         let config = &self.inner.config;
         match result {
-            Ok(()) => {
+            Ok(health) => {
+                let (status, problem) = match health.status {
+                    HealthStatus::Healthy => (HostStatus::Online, None),
+                    HealthStatus::Degraded => (HostStatus::Degraded, Some(degradation(&health))),
+                };
                 let was = self.with_state(id, |s| {
                     s.schedule.health_failures = 0;
                     s.schedule.next_health_at = later(now, config.health_interval);
-                    std::mem::replace(&mut s.status, HostStatus::Online)
+                    std::mem::replace(&mut s.status, status)
                 });
-                if let Err(e) = self.inner.store.set_host_status(id, HostStatus::Online, Some(now), now).await {
+                if let Err(e) = self.inner.store.set_host_status(id, status, Some(now), now).await {
                     tracing::warn!(host.id = id.0, error = %e, "push worker: storing the host status failed");
                 }
-                if was != Some(HostStatus::Online) {
-                    tracing::info!(host.id = id.0, "push host online");
-                    self.publish(PushEvent::HostStatus { host: id, status: HostStatus::Online, error: None });
+                if was != Some(status) {
+                    tracing::info!(host.id = id.0, status = status.as_str(), problem, "push host answered");
+                    self.publish(PushEvent::HostStatus { host: id, status, error: problem });
                 }
                 true
             }
@@ -735,9 +742,35 @@ impl<S: PushStore> PushWorker<S> {
     }
 }
 
+/// What a `degraded` agent reported, in words.
+fn degradation(health: &Health) -> String {
+    let mut parts = vec![format!("package cache {}", serde_label(&health.cache_status))];
+    if let Some(crl) = &health.crl_status {
+        parts.push(format!("CRL {}", serde_label(crl)));
+    }
+    if let Some(key) = &health.gpg_key_status {
+        parts.push(format!("repository signing key {}", serde_label(key)));
+    }
+    format!("the agent reports degraded health: {}", parts.join(", "))
+}
+
+fn serde_label(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| "unknown".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_degraded_agent_is_described_by_what_it_reported() {
+        let health: Health = serde_json::from_value(serde_json::json!({
+            "status": "degraded", "uptime_seconds": 5, "version": "1.0",
+            "cache_status": "failed", "crl_status": "expired",
+        }))
+        .unwrap();
+        assert_eq!(degradation(&health), "the agent reports degraded health: package cache failed, CRL expired");
+    }
 
     #[test]
     fn push_backoff_doubles_to_the_cap() {
