@@ -244,6 +244,13 @@ async fn serve(config: ManagerConfig) -> anyhow::Result<ExitCode> {
 }
 
 async fn worker(config: ManagerConfig) -> anyhow::Result<ExitCode> {
+    if config.database_url.is_empty() {
+        // Two processes on one SQLite file would each poll every push host.
+        bail!(
+            "patchdeck worker shares a PostgreSQL database with serve replicas (--database-url); \
+             on the embedded SQLite database, serve runs the background work itself"
+        );
+    }
     let manager = Manager::start(config, Arc::new(SystemClock)).await?;
     if let Some(password) = &manager.first_start.admin_password {
         println!("First start: sign in as user \"admin\" with password {password}");

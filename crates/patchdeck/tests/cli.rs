@@ -177,6 +177,15 @@ fn password_in(text: &str, after: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_needs_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(patchdeck().arg("--data-dir").arg(dir.path()).arg("worker"));
+    let err = failed(&out, 1);
+    assert!(err.contains("shares a PostgreSQL database"), "{err}");
+    assert!(!dir.path().join("patchdeck.db").exists(), "nothing is created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn print_config_prints_the_commented_defaults() {
     let out = run(patchdeck().arg("print-config"));
     let text = ok(&out);
