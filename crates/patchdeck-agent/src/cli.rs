@@ -226,6 +226,7 @@ fn run_enroll(config_path: Option<PathBuf>, args: EnrollArgs) -> anyhow::Result<
         state_dir: config.state_dir.clone(),
         os_root: config.package_manager.root.clone(),
         request_timeout: Duration::from_secs(config.pull.request_timeout_secs),
+        approval_retry: pull::enroll::approval_retry_from_env(),
     };
     let mut progress = |p: EnrollProgress| match p {
         EnrollProgress::CaTrusted { url, fingerprint } => {

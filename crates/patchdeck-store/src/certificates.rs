@@ -2,12 +2,12 @@
 
 use jiff::Timestamp;
 use serde::Serialize;
-use sqlx::any::AnyRow;
 
 use crate::error::{Error, Result, ResultExt};
-use crate::sql::{ms, RowExt, SqlBuilder};
+use crate::hosts::{host_from_row, HOST_COLUMNS};
+use crate::sql::{aliased, ms, prefixed, Prefixed, RowExt, SqlBuilder};
 use crate::types::{text_enum, CertificateId, HostId, Page, Paging};
-use crate::Store;
+use crate::{Host, Store};
 
 text_enum! {
     /// What a certificate is for.
@@ -94,10 +94,14 @@ pub struct RevokedCertificate {
 const COLUMNS: &str = "id, serial, kind, common_name, host_id, not_before_at, not_after_at, pem, revoked_at, \
     revocation_reason, created_at";
 
+/// Prefix of the certificate's columns in [`Store::agent_identity`]'s join.
+const CERT_PREFIX: &str = "cert_";
+
 /// Longest serial accepted: RFC 5280 allows 20 octets.
 const MAX_SERIAL_HEX: usize = 40;
 
-fn from_row(row: &AnyRow) -> Result<Certificate> {
+/// Reads a certificate from its own table's row, or through [`Prefixed`] from a join.
+fn from_row(row: &(impl RowExt + ?Sized)) -> Result<Certificate> {
     Ok(Certificate {
         id: CertificateId(row.int("id")?),
         serial: row.text("serial")?,
@@ -155,6 +159,32 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(from_row).transpose()
+    }
+
+    /// The certificate with this serial and the host it was issued to, in one query: what the
+    /// manager needs to authorize every agent request, so one round trip instead of two.
+    /// `Ok(None)` for an unknown serial; the host is `None` when the certificate has none or its
+    /// host was deleted. Kind and revocation are the caller's to check.
+    pub async fn agent_identity(&self, serial: &str) -> Result<Option<(Certificate, Option<Host>)>> {
+        let Ok(serial) = normalize_serial(serial) else { return Ok(None) };
+        // The host's columns keep their names (`host_from_row` reads them); the certificate's,
+        // which clash on `id` and `created_at`, are read back under a prefix.
+        let row = sqlx::query(&format!(
+            "SELECT {}, {} FROM certificates c LEFT JOIN hosts h ON h.id = c.host_id WHERE c.serial = $1",
+            aliased("c", CERT_PREFIX, COLUMNS),
+            prefixed("h", HOST_COLUMNS)
+        ))
+        .bind(serial)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let certificate = from_row(&Prefixed(&row, CERT_PREFIX))?;
+        // A LEFT JOIN without a match leaves every host column NULL, the primary key included.
+        let host = match row.opt_int("id")? {
+            Some(_) => Some(host_from_row(&row)?),
+            None => None,
+        };
+        Ok(Some((certificate, host)))
     }
 
     /// One page of certificates matching `filter`, newest first.

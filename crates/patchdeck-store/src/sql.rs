@@ -112,6 +112,57 @@ impl RowExt for AnyRow {
     }
 }
 
+/// `c.id AS cert_id, c.serial AS cert_serial, …` from `id, serial, …`: the columns of one side of
+/// a join under names of their own, read back through [`Prefixed`] by the same mapping function
+/// that reads the table alone.
+pub(crate) fn aliased(table: &str, prefix: &str, columns: &str) -> String {
+    columns
+        .split(',')
+        .map(|column| {
+            let column = column.trim();
+            format!("{table}.{column} AS {prefix}{column}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A row seen through a column-name prefix: `Prefixed(row, "cert_").int("id")` reads `cert_id`.
+/// Lets a row mapper written for one table read that table's columns out of a join
+/// (see [`aliased`]).
+pub(crate) struct Prefixed<'a>(pub(crate) &'a AnyRow, pub(crate) &'a str);
+
+impl Prefixed<'_> {
+    fn name(&self, column: &str) -> String {
+        format!("{}{column}", self.1)
+    }
+}
+
+impl RowExt for Prefixed<'_> {
+    fn int(&self, column: &str) -> Result<i64> {
+        self.0.int(&self.name(column))
+    }
+
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        self.0.opt_int(&self.name(column))
+    }
+
+    fn text(&self, column: &str) -> Result<String> {
+        self.0.text(&self.name(column))
+    }
+
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        self.0.opt_text(&self.name(column))
+    }
+
+    fn blob(&self, column: &str) -> Result<Vec<u8>> {
+        self.0.blob(&self.name(column))
+    }
+
+    fn opt_blob(&self, column: &str) -> Result<Option<Vec<u8>>> {
+        self.0.opt_blob(&self.name(column))
+    }
+}
+
 /// `u.id, u.username, …` from `id, username, …`: for joins where column names would clash.
 pub(crate) fn prefixed(prefix: &str, columns: &str) -> String {
     columns.split(',').map(|column| format!("{prefix}.{}", column.trim())).collect::<Vec<_>>().join(", ")
@@ -220,6 +271,14 @@ mod tests {
     #[test]
     fn prefixed_columns() {
         assert_eq!(prefixed("u", "id, name,\n  created_at"), "u.id, u.name, u.created_at");
+    }
+
+    #[test]
+    fn aliased_columns() {
+        assert_eq!(
+            aliased("c", "cert_", "id, serial,\n  created_at"),
+            "c.id AS cert_id, c.serial AS cert_serial, c.created_at AS cert_created_at"
+        );
     }
 
     #[test]

@@ -169,6 +169,7 @@ conformance!(
     checkins_record_facts_and_stale_hosts_go_offline,
     host_filters_for_agents,
     revoking_a_hosts_certificates,
+    agent_identity_is_the_certificate_with_its_host,
     inventory_replacement_replaces_everything,
     fleet_package_search_compares_versions_by_key,
     inventory_of_5000_packages,
@@ -1846,6 +1847,39 @@ async fn revoking_a_hosts_certificates(h: &Harness) {
     assert_eq!((now.revoked_at, now.revocation_reason.as_deref()), (Some(at(T0 + 2)), Some("superseded")));
     assert_eq!(store.get_certificate_by_serial("0d").await.unwrap().unwrap().revoked_at, None);
     assert!(store.revoke_host_certificates(host.id, "superseded", at(T0 + 3)).await.unwrap().is_empty());
+}
+
+/// The one-query lookup behind every agent request reads exactly what the two separate lookups
+/// read, although certificates and hosts share column names (`id`, `created_at`).
+async fn agent_identity_is_the_certificate_with_its_host(h: &Harness) {
+    let store = &h.store;
+    // Ids and times that differ between the two tables, so a column read from the wrong side shows.
+    store.create_host(&new_host("padding", Transport::Pull), at(T0)).await.unwrap();
+    let bound = NewHost { machine_id: Some("m-1".into()), ..new_host("agent", Transport::Pull) };
+    let host = store.create_host(&bound, at(T0 + 1)).await.unwrap();
+    let host = store.set_host_status(host.id, HostStatus::Online, Some(at(T0 + 2)), at(T0 + 3)).await.unwrap();
+    let client = store
+        .insert_certificate(&certificate("AB01", CertificateKind::Client, Some(host.id)), at(T0 + 7))
+        .await
+        .unwrap();
+    let server =
+        store.insert_certificate(&certificate("cd02", CertificateKind::Server, None), at(T0 + 8)).await.unwrap();
+    assert_ne!(client.id.0, host.id.0);
+
+    let (certificate, joined) = store.agent_identity("ab01").await.unwrap().expect("known serial");
+    assert_eq!(certificate, client);
+    assert_eq!(joined.as_ref(), Some(&host));
+    assert_eq!(joined, store.get_host(host.id).await.unwrap());
+    assert_eq!(store.agent_identity("CD02").await.unwrap(), Some((server, None)), "a certificate of no host");
+    assert_eq!(store.agent_identity("beef").await.unwrap(), None);
+    assert_eq!(store.agent_identity("not hex").await.unwrap(), None);
+
+    // Revoked: still found (the caller refuses it); host deleted: the certificate stays, alone.
+    let revoked = store.revoke_certificate("ab01", "superseded", at(T0 + 9)).await.unwrap();
+    assert_eq!(store.agent_identity("ab01").await.unwrap(), Some((revoked.clone(), Some(host.clone()))));
+    store.delete_host(host.id).await.unwrap();
+    let orphan = Certificate { host_id: None, ..revoked };
+    assert_eq!(store.agent_identity("ab01").await.unwrap(), Some((orphan, None)));
 }
 
 fn package(name: &str, version: &str) -> InstalledPackage {

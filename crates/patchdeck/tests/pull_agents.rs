@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::agents::{eventually, finished, queue, registration_token, TestAgent};
-use common::{Backend, Client, TestManager};
+use common::{column, Backend, Client, TestManager};
 use jiff::SignedDuration;
 use patchdeck_store::Role;
 use patchdeck_testkit::AptSandbox;
@@ -149,6 +149,137 @@ both_backends!(enrollment_takes_seats_once_and_refuses_what_it_must, |m: TestMan
     assert_eq!(outcomes.iter().filter(|o| *o == "success").count(), 2, "{enrolls:?}");
     assert_eq!(outcomes.iter().filter(|o| *o == "denied").count(), 4, "{enrolls:?}");
     assert_eq!(audit_actions(&admin, "host.reenroll").await.len(), 1);
+});
+
+/// How soon after an administrator's decision the agent hears of it: well under the manager's
+/// 30 s `retry_after_secs`, which the agents below replace with 1 s.
+const AFTER_DECISION: Duration = Duration::from_secs(20);
+
+/// The waiting enrollment of `agent`, once the manager lists it.
+async fn pending_enrollment(admin: &Client, agent: &TestAgent, log: impl Fn() -> String) -> Value {
+    eventually(LIMIT, "the enrollment to wait for approval", log, || async {
+        let (status, body) = admin.get("/api/v1/enrollments").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["items"].as_array().and_then(|items| items.iter().find(|e| e["machine_id"] == agent.machine_id).cloned())
+    })
+    .await
+}
+
+/// The client certificates the manager issued to `host`.
+async fn client_certificates(admin: &Client, host: i64) -> Vec<Value> {
+    let (status, body) = admin.get("/api/v1/certificates?kind=client").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["items"].as_array().cloned().unwrap_or_default().into_iter().filter(|c| c["host_id"] == host).collect()
+}
+
+/// Audit entries of `action` about `host`.
+async fn audited(admin: &Client, action: &str, host: i64) -> Vec<Value> {
+    let target = format!("host:{host}");
+    audit_actions(admin, action).await.into_iter().filter(|e| e["target"] == target.as_str()).collect()
+}
+
+// With approval required, real agents wait: no certificate, no commands, not in the host list.
+// Approved, an agent gets its certificate at its next attempt and checks in with its inventory;
+// rejected, `enroll` says so and fails, and no certificate is ever issued.
+both_backends!(enrollment_waits_for_approval_and_ends_as_the_admin_decides, |m: TestManager| async move {
+    let (admin, _) = m.signed_in("root", Role::Admin).await;
+    let (status, body) = admin.patch("/api/v1/settings", json!({ "enrollment_requires_approval": true })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = registration_token(&admin, 2).await;
+    let knob = ("PATCHDECK_AGENT_APPROVAL_RETRY_SECS".to_owned(), "1".to_owned());
+
+    // Agent A: `serve` enrolls by itself (the token from its environment) and waits.
+    let mut a = agent(&m, 40);
+    a.env.push(("PATCHDECK_ENROLL_TOKEN".into(), token.clone()));
+    a.env.push(knob.clone());
+    a.start();
+    let waiting = pending_enrollment(&admin, &a, || a.log()).await;
+    let ha = waiting["id"].as_i64().expect("host id");
+    assert_eq!((waiting["approval"].as_str(), waiting["transport"].as_str()), (Some("pending"), Some("pull")));
+    // It asks again every second with the same request, which takes no further seat.
+    eventually(
+        LIMIT,
+        "agent A to ask again",
+        || a.log(),
+        || async { (a.log().matches("enrollment waits for an administrator's approval").count() >= 3).then_some(()) },
+    )
+    .await;
+    let (_, tokens) = admin.get("/api/v1/registration-tokens").await;
+    assert_eq!(tokens["items"][0]["seats_used"], 1, "{tokens}");
+    // Meanwhile: no certificate on either side, not a managed host, and no commands.
+    assert!(!a.state_dir.join("pull/client.crt").exists() && !a.state_dir.join("pull/identity.json").exists());
+    assert!(client_certificates(&admin, ha).await.is_empty());
+    let (_, hosts) = admin.get("/api/v1/hosts").await;
+    assert_eq!(hosts["total"], 0, "{hosts}");
+    let scan = json!({ "type": "scan", "subsystems": ["system"] });
+    let (status, body) = admin.post(&format!("/api/v1/hosts/{ha}/commands"), scan.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("approval"), "{body}");
+    let (status, commands) = admin.get(&format!("/api/v1/commands?host={ha}")).await;
+    assert_eq!((status, &commands["total"]), (StatusCode::OK, &json!(0)), "{commands}");
+    let enrolled = audited(&admin, "host.enroll", ha).await;
+    assert_eq!(enrolled.len(), 1, "{enrolled:?}");
+    assert_eq!(enrolled[0]["details"]["approval"], "pending", "{enrolled:?}");
+
+    // Approved: the next attempt gets the certificate, then check-in and inventory follow.
+    let (status, body) = admin.post(&format!("/api/v1/enrollments/{ha}/approve"), json!({})).await;
+    assert_eq!((status, body["approval"].as_str()), (StatusCode::OK, Some("approved")), "{body}");
+    let approved_at = std::time::Instant::now();
+    let online = eventually(
+        AFTER_DECISION,
+        "agent A online with its inventory",
+        || a.log(),
+        || async {
+            let h = host(&admin, ha).await;
+            (h["status"] == "online" && h["installed_count"].as_i64() >= Some(2)).then_some(h)
+        },
+    )
+    .await;
+    eprintln!("agent A online with its inventory {:?} after the approval", approved_at.elapsed());
+    assert_eq!(online["approval"], "approved", "{online}");
+    assert!(!updates_of(&admin, ha).await.is_empty(), "the inventory's updates are stored");
+    assert_eq!(a.host_id(), ha);
+    let certificates = client_certificates(&admin, ha).await;
+    assert_eq!(certificates.len(), 1, "{certificates:?}");
+    assert!(certificates[0]["revoked_at"].is_null(), "{certificates:?}");
+    let approvals = audited(&admin, "host.approve", ha).await;
+    assert_eq!((approvals.len(), approvals[0]["actor"].as_str()), (1, Some("user:root")), "{approvals:?}");
+    let (_, left) = admin.get("/api/v1/enrollments").await;
+    assert_eq!(left["total"], 0, "{left}");
+    // Commands reach it now.
+    let id = queue(&admin, ha, scan).await;
+    assert_eq!(finished(&admin, &id, LIMIT, || a.log()).await["state"], "completed");
+    a.stop();
+
+    // Agent B: `enroll` waits, is rejected, says so and fails.
+    let mut b = agent(&m, 41);
+    b.env.push(knob);
+    let child = b.spawn_enroll(&token);
+    let waiting = pending_enrollment(&admin, &b, String::new).await;
+    let hb = waiting["id"].as_i64().expect("host id");
+    let (status, body) = admin.post(&format!("/api/v1/enrollments/{hb}/reject"), json!({})).await;
+    assert_eq!((status, body["approval"].as_str()), (StatusCode::OK, Some("rejected")), "{body}");
+    let out = tokio::time::timeout(AFTER_DECISION, tokio::task::spawn_blocking(move || child.wait_with_output()))
+        .await
+        .expect("enroll ends after the rejection")
+        .expect("join")
+        .expect("enroll output");
+    assert!(!out.status.success(), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("Waiting for an administrator to approve host"), "{said}");
+    assert!(said.contains("enrollment_rejected"), "{said}");
+    assert!(!b.state_dir.join("pull/client.crt").exists() && !b.state_dir.join("pull/identity.json").exists());
+    assert!(client_certificates(&admin, hb).await.is_empty());
+    let rejections = audited(&admin, "host.reject", hb).await;
+    assert_eq!((rejections.len(), rejections[0]["actor"].as_str()), (1, Some("user:root")), "{rejections:?}");
+    let (_, rejected) = admin.get("/api/v1/enrollments?approval=rejected").await;
+    assert_eq!(column(&rejected, "id"), [hb.to_string()], "{rejected}");
+    // Running it again changes nothing: still rejected, still no seat taken.
+    let out = b.enroll(&token, &[]);
+    assert!(!out.status.success() && stderr(&out).contains("enrollment_rejected"), "{}", stderr(&out));
+    let (_, tokens) = admin.get("/api/v1/registration-tokens").await;
+    assert_eq!(tokens["items"][0]["seats_used"], 2, "{tokens}");
+    assert!(client_certificates(&admin, hb).await.is_empty());
 });
 
 /// Counts the manager's answered inventory uploads (from its own metrics).

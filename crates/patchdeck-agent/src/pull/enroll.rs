@@ -6,8 +6,9 @@
 //! 2. Make a P-256 key (kept in `pull/enroll.key`, mode 0600, before anything is sent) and a CSR,
 //!    and `POST /agent/v1/enroll`.
 //! 3. While the manager answers `pending_approval`, send the same request again after
-//!    `retry_after_secs`; the key and CSR survive a restart of the enrollment, so it is the same
-//!    request even then (without `--force`).
+//!    `retry_after_secs` (or [`APPROVAL_RETRY_ENV`] seconds, a knob for tests); the key and CSR
+//!    survive a restart of the enrollment, so it is the same request even then (without
+//!    `--force`).
 //! 4. Once enrolled, store the identity ([`Identity::save`]) and pin the command key.
 
 use std::path::{Path, PathBuf};
@@ -47,6 +48,18 @@ pub struct EnrollOptions {
     pub os_root: PathBuf,
     /// Limit for each request.
     pub request_timeout: Duration,
+    /// Ask again about a pending approval after this long instead of the manager's
+    /// `retry_after_secs`; from [`APPROVAL_RETRY_ENV`].
+    pub approval_retry: Option<Duration>,
+}
+
+/// Ask again about a pending approval after this many seconds, whatever the manager says (its
+/// 30 s would make a test of the approval flow wait that long after every approval).
+pub const APPROVAL_RETRY_ENV: &str = "PATCHDECK_AGENT_APPROVAL_RETRY_SECS";
+
+/// The [`APPROVAL_RETRY_ENV`] value, if set and valid.
+pub fn approval_retry_from_env() -> Option<Duration> {
+    super::secs_from_env(APPROVAL_RETRY_ENV)
 }
 
 /// What [`enroll`] reports while it works.
@@ -305,7 +318,8 @@ pub async fn enroll(
             Ok(Some(EnrollResponse::PendingApproval { host_id, retry_after_secs })) => {
                 waiting = true;
                 retry.reset();
-                let retry_after = Duration::from_secs(retry_after_secs.clamp(1, 3600));
+                let asked = options.approval_retry.unwrap_or(Duration::from_secs(retry_after_secs));
+                let retry_after = asked.clamp(Duration::from_secs(1), Duration::from_secs(3600));
                 progress(EnrollProgress::Pending { host_id, retry_after, attempt });
                 retry_after
             }

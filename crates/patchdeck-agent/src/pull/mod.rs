@@ -107,7 +107,21 @@ pub fn enroll_options(config: &AgentConfig) -> Result<Option<EnrollOptions>, Enr
         state_dir: config.state_dir.clone(),
         os_root: config.package_manager.root.clone(),
         request_timeout: Duration::from_secs(config.pull.request_timeout_secs),
+        approval_retry: enroll::approval_retry_from_env(),
     }))
+}
+
+/// A test knob in whole seconds from the environment variable `name`: `None` when unset, and
+/// (with a warning) when it is not a number.
+pub(crate) fn secs_from_env(name: &str) -> Option<Duration> {
+    let value = std::env::var(name).ok()?;
+    match value.trim().parse::<u64>() {
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => {
+            tracing::warn!(value = %value, "{name} is not a number of seconds; ignored");
+            None
+        }
+    }
 }
 
 /// Pull mode as `serve` runs it.

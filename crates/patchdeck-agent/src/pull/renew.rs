@@ -21,14 +21,7 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The [`RENEW_BEFORE_ENV`] value, if set and valid.
 pub fn renew_before_from_env() -> Option<Duration> {
-    let value = std::env::var(RENEW_BEFORE_ENV).ok()?;
-    match value.trim().parse::<u64>() {
-        Ok(secs) => Some(Duration::from_secs(secs)),
-        Err(_) => {
-            tracing::warn!(value = %value, "{RENEW_BEFORE_ENV} is not a number of seconds; ignored");
-            None
-        }
-    }
+    super::secs_from_env(RENEW_BEFORE_ENV)
 }
 
 /// Whether a certificate valid from `not_before` to `not_after` should be renewed at `now`.

@@ -103,6 +103,16 @@ impl TestAgent {
         tokio::task::block_in_place(|| command.output().expect("run patchdeck-agent enroll"))
     }
 
+    /// Starts `patchdeck-agent enroll --token TOKEN` with the test knobs of [`Self::env`], without
+    /// waiting: for an enrollment that waits for an administrator. Its output is piped.
+    pub fn spawn_enroll(&self, token: &str) -> Child {
+        let mut command = self.command();
+        command.args(["enroll", "--server", &self.server, "--token", token, "--ca-cert"]).arg(&self.ca_file);
+        command.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.spawn().expect("start patchdeck-agent enroll")
+    }
+
     /// Enrolls and panics unless it worked.
     pub fn enroll_ok(&self, token: &str) -> i64 {
         let out = self.enroll(token, &[]);

@@ -92,7 +92,8 @@ async fn identify_agent(
     };
     let cert = cert.ok_or_else(required)?;
     let serial = serial_of_der(&cert.0).map_err(|_| required())?.to_hex();
-    let record = state.store().get_certificate_by_serial(&serial).await?.ok_or_else(required)?;
+    // Certificate and host in one query: this runs before every check-in.
+    let (record, host) = state.store().agent_identity(&serial).await?.ok_or_else(required)?;
     if record.kind != CertificateKind::Client {
         return Err(required());
     }
@@ -100,8 +101,8 @@ async fn identify_agent(
     if record.revoked_at.is_some() {
         return Err(revoked());
     }
-    let host_id = record.host_id.ok_or_else(revoked)?;
-    let host = state.store().get_host(host_id).await?.ok_or_else(revoked)?;
+    // No host: the certificate was issued to none, or its host was deleted.
+    let host = host.ok_or_else(revoked)?;
     if host.machine_id.as_deref() != Some(presented) {
         state
             .audit(
