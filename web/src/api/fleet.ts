@@ -26,6 +26,15 @@ export type UpdateUserRequest = Schemas["UpdateUserRequest"];
 export type AuditView = Schemas["AuditView"];
 export type VerifyReport = Schemas["VerifyReport"];
 export type Order = Schemas["Order"];
+export type CreateHostRequest = Schemas["CreateHostRequest"];
+export type PushBundle = Schemas["PushBundle"];
+export type DiscoveryView = Schemas["DiscoveryView"];
+export type DiscoveredHostView = Schemas["DiscoveredHostView"];
+export type DiscoveryList = Schemas["DiscoveryList"];
+export type StartDiscoveryRequest = Schemas["StartDiscoveryRequest"];
+
+/** Discovery states after which nothing changes any more (`running` is the only other one). */
+export const DISCOVERY_FINAL_STATES: ReadonlySet<string> = new Set(["completed", "cancelled", "failed"]);
 
 /** One page of a list, as every list endpoint returns it. */
 export interface Page<T> {
@@ -108,6 +117,15 @@ export const fleetApi = {
   cancelCommand: (id: string) => api.post<CommandView>(`${V}/commands/${encodeURIComponent(id)}/cancel`),
   retryCommand: (id: string) => api.post<CommandView>(`${V}/commands/${encodeURIComponent(id)}/retry`),
   groups: (signal?: AbortSignal) => api.get<Page<GroupView>>(`${V}/groups?limit=500`, signal),
+  /** Adds a host by hand (a push host unless `transport` says otherwise). */
+  createHost: (body: CreateHostRequest) => api.post<HostDetail>(`${V}/hosts`, body),
+  /** A new server certificate and key for a push host's listener, with the CA; the key is not kept by the manager. */
+  pushBundle: (hostId: number) => api.post<PushBundle>(`${V}/hosts/${hostId}/push-bundle`),
+
+  discoveries: (signal?: AbortSignal) => api.get<DiscoveryList>(`${V}/discoveries`, signal),
+  discovery: (id: string, signal?: AbortSignal) => api.get<DiscoveryView>(`${V}/discoveries/${encodeURIComponent(id)}`, signal),
+  startDiscovery: (body: StartDiscoveryRequest) => api.post<DiscoveryView>(`${V}/discoveries`, body),
+  cancelDiscovery: (id: string) => api.post<DiscoveryView>(`${V}/discoveries/${encodeURIComponent(id)}/cancel`),
 
   enrollments: (q: { approval?: string; limit?: number; offset?: number }, signal?: AbortSignal) =>
     api.get<Page<EnrollmentView>>(`${V}/enrollments${queryString(q)}`, signal),
@@ -151,4 +169,7 @@ export const keys = {
   users: ["users"] as const,
   audit: ["audit"] as const,
   securityEvents: ["security-events"] as const,
+  discoveries: ["discoveries"] as const,
+  discoveryList: ["discoveries", "list"] as const,
+  discovery: (id: string) => ["discoveries", "one", id] as const,
 };
