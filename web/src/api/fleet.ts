@@ -79,7 +79,8 @@ export type Command =
   | { type: "install"; packages: string[]; dry_run?: boolean }
   | { type: "remove"; packages: string[]; dry_run?: boolean }
   | { type: "rollback"; command_id: string }
-  | { type: "reboot"; delay_secs?: number; force?: boolean };
+  | { type: "reboot"; delay_secs?: number; force?: boolean }
+  | { type: "heartbeat"; enabled: boolean; interval_secs?: number; duration_secs?: number };
 
 /** The commands the UI offers, by name. */
 export const COMMANDS = {
@@ -88,7 +89,13 @@ export const COMMANDS = {
   upgradeAll: (dryRun: boolean): Command => ({ type: "upgrade", selection: { mode: "all" }, dry_run: dryRun }),
   reboot: (): Command => ({ type: "reboot", delay_secs: 0, force: false }),
   rollback: (commandId: string): Command => ({ type: "rollback", command_id: commandId }),
+  /** Rapid check-in (pull agents only): every 10 s for 15 minutes. */
+  heartbeat: (): Command => ({ type: "heartbeat", enabled: true, interval_secs: 10, duration_secs: 15 * 60 }),
 };
+
+/** Why a push host cannot take a dry run, and why it has no rapid check-in (the API answers 409). */
+export const PUSH_NO_DRY_RUN = "A push host's agent (Linux_Patch_API) has no dry run: every job it accepts changes the host.";
+export const PUSH_NO_HEARTBEAT = "Rapid check-in is for agents that check in (pull mode); the manager polls a push host itself.";
 
 /** Command states after which nothing changes any more. */
 export const FINAL_STATES: ReadonlySet<string> = new Set(["completed", "failed", "timed_out", "cancelled"]);

@@ -27,7 +27,7 @@ import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-quer
 import { fleetApi, keys, type Command, type FleetCommandResponse, type HostListQuery, type HostView } from "../api/fleet";
 import { useMe } from "../auth/session";
 import { AddHostDialog } from "../components/AddHostDialog";
-import { CommandDialog, HOST_ACTIONS, type HostAction } from "../components/CommandDialog";
+import { BULK_ACTIONS, CommandDialog, HOST_ACTIONS, type HostAction } from "../components/CommandDialog";
 import { DateTime } from "../components/DateTime";
 import { EmptyState } from "../components/EmptyState";
 import { PageHeader } from "../components/PageHeader";
@@ -287,7 +287,7 @@ export function HostsPage() {
               Whole group…
             </Button>
             <Menu anchorEl={groupMenu} open={Boolean(groupMenu)} onClose={() => setGroupMenu(null)}>
-              {(Object.keys(HOST_ACTIONS) as HostAction[]).map((a) => (
+              {BULK_ACTIONS.map((a) => (
                 <MenuItem key={a} onClick={() => startAction(a, "group")}>
                   {HOST_ACTIONS[a].label}: every host of {groupName}
                 </MenuItem>
@@ -307,7 +307,7 @@ export function HostsPage() {
             <Typography sx={{ flex: "1 1 auto" }} aria-live="polite">
               {selected.size} selected
             </Typography>
-            {(Object.keys(HOST_ACTIONS) as HostAction[]).map((a) => (
+            {BULK_ACTIONS.map((a) => (
               <Button key={a} size="small" variant="outlined" onClick={() => startAction(a, "selection")} disabled={selected.size > MAX_BULK}>
                 {HOST_ACTIONS[a].label}
               </Button>
@@ -447,7 +447,7 @@ export function HostsPage() {
       <CommandDialog action={action} target={target} onClose={() => setAction(null)} onConfirm={queue}>
         {scope === "group" && (
           <Typography variant="body2" color="text.secondary" sx={{ mt: 1 }}>
-            Hosts of the group that cannot take commands (waiting for approval, push mode) are skipped and listed.
+            Hosts of the group that cannot take this command (waiting for approval; push hosts for a dry run) are skipped and listed.
           </Typography>
         )}
         {scope === "selection" && selected.size > 1 && (
