@@ -311,6 +311,9 @@ describe("Hosts page", () => {
         const blobs = createObjectURL.mock.calls.map((c) => c[0]);
         expect(await blobText(blobs[2]!)).toBe(bundle.server_key);
         expect(await blobText(blobs[1]!)).toBe(bundle.server_certificate);
+        // The Blob URLs are let go once the downloads have started.
+        await waitFor(() => expect(revokeObjectURL).toHaveBeenCalledTimes(3));
+        expect(revokeObjectURL).toHaveBeenCalledWith("blob:bundle");
 
         expect(within(added).getByRole("link", { name: "Open the host" })).toHaveAttribute("href", "/hosts/42");
       } finally {
