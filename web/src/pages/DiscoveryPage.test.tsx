@@ -64,7 +64,7 @@ describe("Discovery page", () => {
     expect(rows[1]).toHaveTextContent("db-01.example.com");
     expect(rows[1]).toHaveTextContent("1.4.0");
     expect(rows[1]).toHaveTextContent("answered");
-    expect(within(rows[1]!).getByRole("button", { name: "Register 10.0.4.17" })).toBeInTheDocument();
+    expect(within(rows[1]!).getByRole("button", { name: "Register: 10.0.4.17" })).toBeInTheDocument();
     expect(within(rows[2]!).getByRole("link", { name: "Registered: host 9" })).toHaveAttribute("href", "/hosts/9");
     expect(within(rows[2]!).queryByRole("button")).not.toBeInTheDocument();
     // The reason is the agent's text, shown as text.
@@ -90,9 +90,32 @@ describe("Discovery page", () => {
       "GET /api/v1/groups": json(200, { items: [], total: 0, limit: 500, offset: 0 }),
     });
     renderApp("/discovery?id=d-1");
-    await user.click(await screen.findByRole("button", { name: "Register 10.0.4.17" }));
+    await user.click(await screen.findByRole("button", { name: "Register: 10.0.4.17" }));
     await waitFor(() => expect(screen.getByTestId("location")).toHaveTextContent("/hosts/42"));
     expect(mock.callsTo("POST /api/v1/hosts")[0]!.body).toEqual({ address: "10.0.4.17", fqdn: "db-01.example.com" });
+  });
+
+  it("offers to register by address only when the certificate's name is refused", async () => {
+    const user = userEvent.setup({ delay: null });
+    const odd = discovery("d-1", { hosts: [found("10.0.4.50", { fqdn_from_cert: "*.example.com" })] });
+    const mock = mockFetch({
+      ...admin,
+      [LIST]: json(200, { items: [odd] }),
+      [ONE]: json(200, odd),
+      "POST /api/v1/hosts": [
+        apiError(400, "validation_error", "must be a DNS name", { field: "fqdn" }),
+        json(201, hostDetail(43, "10.0.4.50", { transport: "push", status: "pending" })),
+      ],
+      "GET /api/v1/hosts/43": json(200, hostDetail(43, "10.0.4.50", { transport: "push", status: "pending" })),
+      "GET /api/v1/groups": json(200, { items: [], total: 0, limit: 500, offset: 0 }),
+    });
+    renderApp("/discovery?id=d-1");
+    await user.click(await screen.findByRole("button", { name: "Register: 10.0.4.50" }));
+    expect(await screen.findByText(/does not take “\*\.example\.com” as a host name/)).toBeInTheDocument();
+    expect(mock.callsTo("POST /api/v1/hosts")[0]!.body).toEqual({ address: "10.0.4.50", fqdn: "*.example.com" });
+    await user.click(screen.getByRole("button", { name: "Register by address only: 10.0.4.50" }));
+    await waitFor(() => expect(screen.getByTestId("location")).toHaveTextContent("/hosts/43"));
+    expect(mock.callsTo("POST /api/v1/hosts")[1]!.body).toEqual({ address: "10.0.4.50" });
   });
 
   it("registers an agent without a certificate name by its address only, and shows a refusal plainly", async () => {
@@ -105,7 +128,7 @@ describe("Discovery page", () => {
       "POST /api/v1/hosts": apiError(409, "conflict", "a host with this address exists already", undefined, "req-77"),
     });
     renderApp("/discovery?id=d-1");
-    await user.click(await screen.findByRole("button", { name: "Register 10.0.4.40" }));
+    await user.click(await screen.findByRole("button", { name: "Register: 10.0.4.40" }));
     expect(await screen.findByText("A host with this address exists already.")).toBeInTheDocument();
     expect(screen.getByText("req-77")).toBeInTheDocument();
     expect(mock.callsTo("POST /api/v1/hosts")[0]!.body).toEqual({ address: "10.0.4.40" });

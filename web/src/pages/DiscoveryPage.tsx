@@ -152,24 +152,33 @@ function RegisterButton({ found, onError }: { found: DiscoveredHostView; onError
   const navigate = useNavigate();
   const client = useQueryClient();
   const [busy, setBusy] = useState(false);
+  // The certificate's name is not always a DNS name the manager takes (a CN, a wildcard): then
+  // offer to register the address alone.
+  const [addressOnly, setAddressOnly] = useState(!found.fqdn_from_cert);
   const register = async () => {
     setBusy(true);
     onError(null);
     try {
       const created = await fleetApi.createHost(
-        found.fqdn_from_cert ? { address: found.address, fqdn: found.fqdn_from_cert } : { address: found.address },
+        addressOnly || !found.fqdn_from_cert ? { address: found.address } : { address: found.address, fqdn: found.fqdn_from_cert },
       );
       void client.invalidateQueries({ queryKey: keys.hosts });
       void client.invalidateQueries({ queryKey: keys.discoveries });
       navigate(`/hosts/${created.id}`);
     } catch (e) {
-      onError(e);
+      if (!addressOnly && isApiError(e) && e.status === 400 && e.field === "fqdn") {
+        setAddressOnly(true);
+        onError(new Error(`The manager does not take “${found.fqdn_from_cert ?? ""}” as a host name (${describeError(e)}) Register ${found.address} by its address only instead.`));
+      } else {
+        onError(e);
+      }
       setBusy(false);
     }
   };
+  const label = addressOnly && found.fqdn_from_cert ? "Register by address only" : "Register";
   return (
-    <Button size="small" variant="outlined" disabled={busy} onClick={() => void register()} aria-label={`Register ${found.address}`}>
-      {busy ? "Registering…" : "Register"}
+    <Button size="small" variant="outlined" disabled={busy} onClick={() => void register()} aria-label={`${label}: ${found.address}`}>
+      {busy ? "Registering…" : label}
     </Button>
   );
 }
