@@ -184,6 +184,8 @@ describe("Discovery page", () => {
     renderApp("/discovery?id=d-1");
     await user.click(await screen.findByRole("button", { name: "Cancel" }));
     await waitFor(() => expect(mock.callsTo("POST /api/v1/discoveries/d-1/cancel")).toHaveLength(1));
+    // Until the manager reports it stopped, the button says so and cannot be pressed again.
+    expect(screen.getByRole("button", { name: "Cancelling…" })).toBeDisabled();
     expect(await screen.findByText(/Cancelled: only what it found before then is listed/, undefined, { timeout: 6000 })).toBeInTheDocument();
     expect(screen.getByRole("table", { name: "Hosts found" })).toHaveTextContent("10.0.4.17");
   }, 15000);

@@ -37,6 +37,8 @@ import { useUrlParams } from "../urlState";
 export const DEFAULT_PORT = 12443;
 /** How often a running discovery is re-read. */
 export const POLL_MS = 1000;
+/** How often the list is re-read while one of its discoveries runs. */
+const LIST_POLL_MS = 5000;
 
 // ---------------------------------------------------------------------------------------------
 // Starting one
@@ -255,6 +257,7 @@ function DiscoveryDetail({ id, onClose }: { id: string; onClose: () => void }) {
     staleTime: 0,
   });
   const [cancelError, setCancelError] = useState<unknown>(null);
+  // From the press until the state changes (the manager stops the probes within a moment).
   const [cancelling, setCancelling] = useState(false);
   // Chosen from the list below: bring it into view (on a phone it is a screen or more above).
   const card = useRef<HTMLElement>(null);
@@ -280,12 +283,12 @@ function DiscoveryDetail({ id, onClose }: { id: string; onClose: () => void }) {
     try {
       const answer = await fleetApi.cancelDiscovery(id);
       client.setQueryData(keys.discovery(id), answer);
+      if (DISCOVERY_FINAL_STATES.has(answer.state)) setCancelling(false);
     } catch (e) {
       setCancelError(e);
+      setCancelling(false);
       // A 409 means it has ended meanwhile: show how it ended.
       void discovery.refetch();
-    } finally {
-      setCancelling(false);
     }
   };
 
@@ -374,7 +377,12 @@ export function DiscoveryPage() {
   const client = useQueryClient();
   const { get, set } = useUrlParams();
   const selected = get("id");
-  const list = useQuery({ queryKey: keys.discoveryList, queryFn: ({ signal }) => fleetApi.discoveries(signal) });
+  const list = useQuery({
+    queryKey: keys.discoveryList,
+    queryFn: ({ signal }) => fleetApi.discoveries(signal),
+    // While one runs (perhaps started by someone else), its row follows it, less often than the chosen one.
+    refetchInterval: (q) => (q.state.data?.items.some((d) => !DISCOVERY_FINAL_STATES.has(d.state)) ? LIST_POLL_MS : false),
+  });
   const items = list.data?.items ?? [];
 
   return (

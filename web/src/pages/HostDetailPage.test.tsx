@@ -242,6 +242,7 @@ describe("Host detail page", () => {
             command("c-old", { state: "completed" }),
           ]),
         ),
+        "GET /api/v1/commands/c-run": json(200, command("c-run", { state: "running", finished_at: null, changes: [], output: null })),
       });
       renderApp("/hosts/1");
       await screen.findByRole("heading", { name: "web-01" });
@@ -280,6 +281,11 @@ describe("Host detail page", () => {
       // Job events carry their data: the list is not fetched again for them.
       await new Promise((r) => setTimeout(r, 1200));
       expect(mock.callsTo(COMMANDS)).toHaveLength(1);
+
+      // The command's details show the same progress.
+      await user.click(within(running).getByRole("button", { name: /Details/ }));
+      const details = await screen.findByRole("dialog");
+      expect(await within(details).findByRole("progressbar", { name: "Job progress 75 %" })).toBeInTheDocument();
     });
 
     it("lets an administrator issue the push bundle from the overview", async () => {

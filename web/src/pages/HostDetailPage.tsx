@@ -491,7 +491,7 @@ function CommandButtons({ command, canAct, hostId, onError }: { command: Command
 }
 
 /** One command with its output, changes and error; re-read while it is not finished. */
-function CommandDetailDialog({ id, onClose }: { id: string | null; onClose: () => void }) {
+function CommandDetailDialog({ id, onClose, job }: { id: string | null; onClose: () => void; job?: JobProgress }) {
   const command = useQuery({
     queryKey: keys.command(id ?? ""),
     queryFn: ({ signal }) => fleetApi.command(id!, signal),
@@ -517,6 +517,14 @@ function CommandDetailDialog({ id, onClose }: { id: string | null; onClose: () =
                 ...(c.reboot_required ? ([["Reboot", "needed after this command"]] as [string, ReactNode][]) : []),
               ]}
             />
+            {job && !FINAL_STATES.has(c.state) && (
+              <Box>
+                <Typography variant="subtitle2" component="h3">
+                  Agent job
+                </Typography>
+                <JobProgressBar job={job} />
+              </Box>
+            )}
             {(c.error_code || c.error_message) && (
               <Alert severity="error">
                 {c.error_code && <code>{c.error_code}</code>} {c.error_message}
@@ -663,7 +671,7 @@ function CommandsTab({ hostId, canAct, jobs }: { hostId: number; canAct: boolean
           <Pager total={commands.data.total} page={page} limit={PAGE} onPage={(p) => set({ page: p === 0 ? "" : p + 1 }, { keepPage: true })} />
         )}
       </ListCard>
-      <CommandDetailDialog id={open} onClose={() => setOpen(null)} />
+      <CommandDetailDialog id={open} onClose={() => setOpen(null)} job={open ? jobs.get(open) : undefined} />
     </>
   );
 }
