@@ -137,7 +137,9 @@ function Metrics({ host }: { host: HostDetail }) {
     return (
       <Section title="Metrics">
         <Typography variant="body2" color="text.secondary">
-          No metrics yet: they arrive with the agent's next check-in.
+          {host.transport === "push"
+            ? "No metrics: the manager reads a push host's packages and updates, and its agent's API reports no metrics."
+            : "No metrics yet: they arrive with the agent's next check-in."}
         </Typography>
       </Section>
     );
