@@ -19,6 +19,7 @@ const RegistrationTokensPage = lazy(() =>
   import("./pages/RegistrationTokensPage").then((m) => ({ default: m.RegistrationTokensPage })),
 );
 const EnrollmentsPage = lazy(() => import("./pages/EnrollmentsPage").then((m) => ({ default: m.EnrollmentsPage })));
+const DiscoveryPage = lazy(() => import("./pages/DiscoveryPage").then((m) => ({ default: m.DiscoveryPage })));
 const UsersPage = lazy(() => import("./pages/UsersPage").then((m) => ({ default: m.UsersPage })));
 const AuditLogPage = lazy(() => import("./pages/AuditLogPage").then((m) => ({ default: m.AuditLogPage })));
 const SecurityEventsPage = lazy(() =>
@@ -106,6 +107,7 @@ export function AppRoutes() {
         <Route path="groups" element={<PlaceholderPage page={PLANNED.groups} />} />
         <Route path="registration-tokens" element={adminPage(<RegistrationTokensPage />)} />
         <Route path="enrollments" element={adminPage(<EnrollmentsPage />)} />
+        <Route path="discovery" element={adminPage(<DiscoveryPage />)} />
         <Route path="users" element={adminPage(<UsersPage />)} />
         <Route path="certificates" element={admin(PLANNED.certificates)} />
         <Route path="settings" element={admin(PLANNED.settings)} />

@@ -1,10 +1,10 @@
 import { createElement, type ReactNode } from "react";
 import { describe, expect, it, vi } from "vitest";
-import { renderHook } from "@testing-library/react";
+import { act, renderHook } from "@testing-library/react";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { FakeEventSource, mockEventSource } from "../test/eventSource";
 import { ME_PATH, json, meBody, mockFetch } from "../test/fetchMock";
-import { keysFor, makeBatcher, RESYNC_KEYS, useLiveEvents } from "./events";
+import { keysFor, makeBatcher, RESYNC_KEYS, useJobProgress, useLiveEvents } from "./events";
 
 describe("live events", () => {
   it("maps a command event to the command, its host's command list and the command lists", () => {
@@ -72,6 +72,39 @@ describe("live events", () => {
 
       unmount();
       expect(streams[1]!.readyState).toBe(FakeEventSource.CLOSED);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("hands job events to the pages that follow a host's jobs, and invalidates nothing for them", async () => {
+    vi.useFakeTimers();
+    try {
+      const streams = mockEventSource();
+      const client = new QueryClient();
+      const invalidate = vi.spyOn(client, "invalidateQueries").mockResolvedValue();
+      const wrapper = ({ children }: { children: ReactNode }) => createElement(QueryClientProvider, { client }, children);
+      const { result, unmount } = renderHook(
+        () => {
+          useLiveEvents();
+          return [useJobProgress(7), useJobProgress(8)] as const;
+        },
+        { wrapper },
+      );
+      expect(keysFor({ type: "job", host_id: 7, command_id: "c-1", job_id: "j", status: "running", progress: 5, message: "" })).toEqual([]);
+      act(() => {
+        streams[0]!.emit("job", { type: "job", host_id: 7, command_id: "c-1", job_id: "j-1", status: "running", progress: 30, message: "Downloading" });
+        streams[0]!.emit("job", { type: "job", host_id: 7, command_id: "c-1", job_id: "j-1", status: "running", progress: 140, message: "Past the end" });
+        // Malformed: no message.
+        streams[0]!.emit("job", { type: "job", host_id: 7, command_id: "c-2", job_id: "j-2", status: "running", progress: 10 });
+      });
+      const [seven, eight] = result.current;
+      expect(seven.get("c-1")).toEqual({ jobId: "j-1", status: "running", progress: 100, message: "Past the end" });
+      expect(seven.has("c-2")).toBe(false);
+      expect(eight.size).toBe(0);
+      await vi.advanceTimersByTimeAsync(2000);
+      expect(invalidate).not.toHaveBeenCalled();
+      unmount();
     } finally {
       vi.useRealTimers();
     }

@@ -3,25 +3,73 @@
 // Wire format (crates/patchdeck/src/web/handlers/events.rs, `hub::LiveEvent`):
 //   event: command  data: {"type":"command","host_id":7,"command_id":"…","kind":"upgrade","state":"running"}
 //   event: host     data: {"type":"host","host_id":7,"status":"online","change":"status"}
+//   event: job      data: {"type":"job","host_id":7,"command_id":"…","job_id":"…","status":"running","progress":40,"message":"…"}
 //   event: resync   data: {"missed":12}          (events were lost: reload what is shown)
 //
 // The events only say *what* changed; the pages re-read the data through their queries. Bursts
 // (a fleet-wide upgrade sends thousands of events) are batched: invalidations are collected and
-// applied at most once per `BATCH_MS`.
+// applied at most once per `BATCH_MS`. `job` events (a push host's agent job making progress)
+// invalidate nothing: they carry the progress itself, which pages read with `useJobProgress`.
 
-import { useEffect } from "react";
+import { useEffect, useState } from "react";
 import { useQueryClient, type QueryClient, type QueryKey } from "@tanstack/react-query";
 import { API_BASE, api } from "./client";
 import { keys } from "./fleet";
+import type { components } from "./schema";
 
 export const EVENTS_URL = `${API_BASE}/events`;
 const BATCH_MS = 1000;
 const RECONNECT_MS = 5000;
 
-/** `hub::LiveEvent`: not in the OpenAPI document (the stream is `text/event-stream`). */
-export type LiveEvent =
-  | { type: "command"; host_id: number; command_id: string; kind: string; state: string }
-  | { type: "host"; host_id: number; status: string; change: "status" | "enrolled" | "approval" | "inventory" };
+/** `hub::LiveEvent`, as the OpenAPI document describes it (the stream itself is `text/event-stream`). */
+export type LiveEvent = components["schemas"]["LiveEvent"];
+/** A push host's agent job making progress. */
+export type JobEvent = Extract<LiveEvent, { type: "job" }>;
+
+// Who wants every parsed event as it arrives (the job progress of the pages that show it).
+const listeners = new Set<(event: LiveEvent) => void>();
+
+/** Calls `listener` with every event of the stream opened by `useLiveEvents`; returns the unsubscribe. */
+export function subscribeLiveEvents(listener: (event: LiveEvent) => void): () => void {
+  listeners.add(listener);
+  return () => {
+    listeners.delete(listener);
+  };
+}
+
+/** What the latest `job` event said about one command. */
+export interface JobProgress {
+  jobId: string;
+  status: string;
+  /** 0–100. */
+  progress: number;
+  message: string;
+}
+
+/**
+ * The latest job progress of each command of one host (by command id), from the event stream
+ * while mounted. Kept in memory only; the command list itself still comes from its query.
+ */
+export function useJobProgress(hostId: number): ReadonlyMap<string, JobProgress> {
+  const [jobs, setJobs] = useState<ReadonlyMap<string, JobProgress>>(() => new Map());
+  useEffect(() => {
+    setJobs(new Map());
+    return subscribeLiveEvents((e) => {
+      if (e.type !== "job" || e.host_id !== hostId) return;
+      setJobs((prev) => {
+        const next = new Map(prev);
+        next.set(e.command_id, {
+          jobId: e.job_id,
+          status: e.status,
+          progress: Math.max(0, Math.min(100, e.progress)),
+          message: e.message,
+        });
+        return next;
+      });
+    });
+  }, [hostId]);
+  return jobs;
+}
 
 /** The query keys an event makes stale. */
 export function keysFor(event: LiveEvent): QueryKey[] {
@@ -35,6 +83,9 @@ export function keysFor(event: LiveEvent): QueryKey[] {
       if (event.change === "enrolled" || event.change === "approval") out.push(keys.enrollments);
       return out;
     }
+    case "job":
+      // The progress is in the event; the command's own state changes come as `command` events.
+      return [];
   }
 }
 
@@ -51,6 +102,17 @@ function parse(data: string): LiveEvent | null {
       return v as LiveEvent;
     }
     if (e["type"] === "host" && typeof e["change"] === "string") return v as LiveEvent;
+    if (
+      e["type"] === "job" &&
+      typeof e["command_id"] === "string" &&
+      typeof e["job_id"] === "string" &&
+      typeof e["status"] === "string" &&
+      typeof e["progress"] === "number" &&
+      Number.isFinite(e["progress"]) &&
+      typeof e["message"] === "string"
+    ) {
+      return v as LiveEvent;
+    }
     return null;
   } catch {
     return null;
@@ -98,7 +160,10 @@ export function useLiveEvents(enabled = true) {
 
     const onEvent = (e: MessageEvent<string>) => {
       const event = parse(e.data);
-      if (event) batch.add(keysFor(event));
+      if (!event) return;
+      const stale = keysFor(event);
+      if (stale.length) batch.add(stale);
+      for (const listener of [...listeners]) listener(event);
     };
     const connect = () => {
       if (stopped) return;
@@ -111,6 +176,7 @@ export function useLiveEvents(enabled = true) {
       });
       s.addEventListener("command", onEvent as EventListener);
       s.addEventListener("host", onEvent as EventListener);
+      s.addEventListener("job", onEvent as EventListener);
       s.addEventListener("resync", () => batch.add(RESYNC_KEYS));
       s.addEventListener("error", () => {
         // CONNECTING: the browser retries by itself. CLOSED: the server refused (401): refresh

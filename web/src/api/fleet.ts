@@ -26,6 +26,15 @@ export type UpdateUserRequest = Schemas["UpdateUserRequest"];
 export type AuditView = Schemas["AuditView"];
 export type VerifyReport = Schemas["VerifyReport"];
 export type Order = Schemas["Order"];
+export type CreateHostRequest = Schemas["CreateHostRequest"];
+export type PushBundle = Schemas["PushBundle"];
+export type DiscoveryView = Schemas["DiscoveryView"];
+export type DiscoveredHostView = Schemas["DiscoveredHostView"];
+export type DiscoveryList = Schemas["DiscoveryList"];
+export type StartDiscoveryRequest = Schemas["StartDiscoveryRequest"];
+
+/** Discovery states after which nothing changes any more (`running` is the only other one). */
+export const DISCOVERY_FINAL_STATES: ReadonlySet<string> = new Set(["completed", "cancelled", "failed"]);
 
 /** One page of a list, as every list endpoint returns it. */
 export interface Page<T> {
@@ -70,7 +79,8 @@ export type Command =
   | { type: "install"; packages: string[]; dry_run?: boolean }
   | { type: "remove"; packages: string[]; dry_run?: boolean }
   | { type: "rollback"; command_id: string }
-  | { type: "reboot"; delay_secs?: number; force?: boolean };
+  | { type: "reboot"; delay_secs?: number; force?: boolean }
+  | { type: "heartbeat"; enabled: boolean; interval_secs?: number; duration_secs?: number };
 
 /** The commands the UI offers, by name. */
 export const COMMANDS = {
@@ -79,7 +89,13 @@ export const COMMANDS = {
   upgradeAll: (dryRun: boolean): Command => ({ type: "upgrade", selection: { mode: "all" }, dry_run: dryRun }),
   reboot: (): Command => ({ type: "reboot", delay_secs: 0, force: false }),
   rollback: (commandId: string): Command => ({ type: "rollback", command_id: commandId }),
+  /** Rapid check-in (pull agents only): every 10 s for 15 minutes. */
+  heartbeat: (): Command => ({ type: "heartbeat", enabled: true, interval_secs: 10, duration_secs: 15 * 60 }),
 };
+
+/** Why a push host cannot take a dry run, and why it has no rapid check-in (the API answers 409). */
+export const PUSH_NO_DRY_RUN = "A push host's agent (Linux_Patch_API) has no dry run: every job it accepts changes the host.";
+export const PUSH_NO_HEARTBEAT = "Rapid check-in is for agents that check in (pull mode); the manager polls a push host itself.";
 
 /** Command states after which nothing changes any more. */
 export const FINAL_STATES: ReadonlySet<string> = new Set(["completed", "failed", "timed_out", "cancelled"]);
@@ -108,6 +124,15 @@ export const fleetApi = {
   cancelCommand: (id: string) => api.post<CommandView>(`${V}/commands/${encodeURIComponent(id)}/cancel`),
   retryCommand: (id: string) => api.post<CommandView>(`${V}/commands/${encodeURIComponent(id)}/retry`),
   groups: (signal?: AbortSignal) => api.get<Page<GroupView>>(`${V}/groups?limit=500`, signal),
+  /** Adds a host by hand (a push host unless `transport` says otherwise). */
+  createHost: (body: CreateHostRequest) => api.post<HostDetail>(`${V}/hosts`, body),
+  /** A new server certificate and key for a push host's listener, with the CA; the key is not kept by the manager. */
+  pushBundle: (hostId: number) => api.post<PushBundle>(`${V}/hosts/${hostId}/push-bundle`),
+
+  discoveries: (signal?: AbortSignal) => api.get<DiscoveryList>(`${V}/discoveries`, signal),
+  discovery: (id: string, signal?: AbortSignal) => api.get<DiscoveryView>(`${V}/discoveries/${encodeURIComponent(id)}`, signal),
+  startDiscovery: (body: StartDiscoveryRequest) => api.post<DiscoveryView>(`${V}/discoveries`, body),
+  cancelDiscovery: (id: string) => api.post<DiscoveryView>(`${V}/discoveries/${encodeURIComponent(id)}/cancel`),
 
   enrollments: (q: { approval?: string; limit?: number; offset?: number }, signal?: AbortSignal) =>
     api.get<Page<EnrollmentView>>(`${V}/enrollments${queryString(q)}`, signal),
@@ -151,4 +176,7 @@ export const keys = {
   users: ["users"] as const,
   audit: ["audit"] as const,
   securityEvents: ["security-events"] as const,
+  discoveries: ["discoveries"] as const,
+  discoveryList: ["discoveries", "list"] as const,
+  discovery: (id: string) => ["discoveries", "one", id] as const,
 };

@@ -33,6 +33,7 @@ import SecurityIcon from "@mui/icons-material/Security";
 import LogoutIcon from "@mui/icons-material/Logout";
 import HowToRegIcon from "@mui/icons-material/HowToReg";
 import GppMaybeIcon from "@mui/icons-material/GppMaybe";
+import RadarIcon from "@mui/icons-material/Radar";
 import { useMe, useSignOut } from "../auth/session";
 import { useLiveEvents } from "../api/events";
 import { ColorModeMenu } from "./ColorModeMenu";
@@ -52,6 +53,7 @@ export const NAV_ITEMS: NavItem[] = [
   { to: "/groups", label: "Groups", icon: <WorkspacesIcon /> },
   { to: "/registration-tokens", label: "Registration tokens", icon: <VpnKeyIcon />, adminOnly: true },
   { to: "/enrollments", label: "Enrollments", icon: <HowToRegIcon />, adminOnly: true },
+  { to: "/discovery", label: "Discovery", icon: <RadarIcon />, adminOnly: true },
   { to: "/users", label: "Users", icon: <PeopleIcon />, adminOnly: true },
   { to: "/certificates", label: "Certificates", icon: <VerifiedUserIcon />, adminOnly: true },
   { to: "/settings", label: "Settings", icon: <SettingsIcon />, adminOnly: true },

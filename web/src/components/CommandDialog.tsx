@@ -8,16 +8,27 @@ import {
   DialogContentText,
   DialogTitle,
   FormControlLabel,
+  FormHelperText,
+  Tooltip,
 } from "@mui/material";
 import { COMMANDS, type Command } from "../api/fleet";
 import { FormError } from "./errors";
 
 /** The actions offered on hosts, one host or many. */
-export type HostAction = "scan" | "upgradeSecurity" | "upgradeAll" | "reboot";
+export type HostAction = "scan" | "upgradeSecurity" | "upgradeAll" | "reboot" | "heartbeat";
 
 export const HOST_ACTIONS: Record<
   HostAction,
-  { label: string; title: string; describe: (target: string) => string; dryRun: boolean; danger: boolean; make: (dryRun: boolean) => Command }
+  {
+    label: string;
+    title: string;
+    describe: (target: string) => string;
+    dryRun: boolean;
+    danger: boolean;
+    make: (dryRun: boolean) => Command;
+    /** Offered for one host only, not for a selection or a group. */
+    single?: boolean;
+  }
 > = {
   scan: {
     label: "Scan now",
@@ -51,7 +62,19 @@ export const HOST_ACTIONS: Record<
     danger: true,
     make: () => COMMANDS.reboot(),
   },
+  heartbeat: {
+    label: "Rapid check-in",
+    title: "Rapid check-in",
+    describe: (t) => `Ask the agent on ${t} to check in every 10 seconds, with fresh metrics, for the next 15 minutes.`,
+    dryRun: false,
+    danger: false,
+    make: () => COMMANDS.heartbeat(),
+    single: true,
+  },
 };
+
+/** The actions offered for many hosts at once. */
+export const BULK_ACTIONS = (Object.keys(HOST_ACTIONS) as HostAction[]).filter((a) => !HOST_ACTIONS[a].single);
 
 interface CommandDialogProps {
   action: HostAction | null;
@@ -60,11 +83,13 @@ interface CommandDialogProps {
   onClose: () => void;
   /** Queues the command; a thrown error stays in the dialog. */
   onConfirm: (command: Command) => Promise<void>;
+  /** Why a dry run cannot be offered (a push host), if it cannot: the option is shown disabled. */
+  noDryRun?: string;
   children?: ReactNode;
 }
 
 /** Confirms a command before it is queued, with a dry-run option for upgrades. */
-export function CommandDialog({ action, target, onClose, onConfirm, children }: CommandDialogProps) {
+export function CommandDialog({ action, target, onClose, onConfirm, noDryRun, children }: CommandDialogProps) {
   const [dryRun, setDryRun] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -80,7 +105,7 @@ export function CommandDialog({ action, target, onClose, onConfirm, children }: 
     setBusy(true);
     setError(null);
     try {
-      await onConfirm(spec.make(dryRun));
+      await onConfirm(spec.make(dryRun && !noDryRun));
     } catch (e) {
       setError(e);
     } finally {
@@ -96,12 +121,30 @@ export function CommandDialog({ action, target, onClose, onConfirm, children }: 
           </DialogTitle>
           <DialogContent>
             <DialogContentText>{spec.describe(target)}</DialogContentText>
-            {spec.dryRun && (
+            {spec.dryRun && !noDryRun && (
               <FormControlLabel
                 sx={{ mt: 1 }}
                 control={<Checkbox checked={dryRun} onChange={(e) => setDryRun(e.target.checked)} />}
                 label="Dry run: only compute what would change, install nothing"
               />
+            )}
+            {spec.dryRun && noDryRun && (
+              <>
+                <Tooltip title={noDryRun}>
+                  {/* A disabled control gets no pointer events: the tooltip hangs on its wrapper. */}
+                  <span>
+                    <FormControlLabel
+                      sx={{ mt: 1 }}
+                      disabled
+                      control={<Checkbox checked={false} inputProps={{ "aria-describedby": "dry-run-why" }} />}
+                      label="Dry run: only compute what would change, install nothing"
+                    />
+                  </span>
+                </Tooltip>
+                <FormHelperText id="dry-run-why" sx={{ mt: 0 }}>
+                  Not available: {noDryRun}
+                </FormHelperText>
+              </>
             )}
             {children}
             <FormError error={error} />

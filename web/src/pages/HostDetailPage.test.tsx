@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { act, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { ME_PATH, apiError, json, meBody, mockFetch } from "../test/fetchMock";
+import { ME_PATH, alice, apiError, json, meBody, mockFetch } from "../test/fetchMock";
 import { mockEventSource } from "../test/eventSource";
 import { command, hostDetail, page } from "../test/fixtures";
 import { renderApp } from "../test/render";
@@ -179,5 +179,137 @@ describe("Host detail page", () => {
     renderApp("/hosts/1");
     expect(await screen.findByText("No such host")).toBeInTheDocument();
     expect(screen.getByRole("link", { name: "Back to the host list" })).toHaveAttribute("href", "/hosts");
+  });
+
+  describe("push hosts", () => {
+    const pushHost = {
+      ...base,
+      [HOST]: json(200, hostDetail(1, "web-01", { transport: "push", agent_version: "1.4.0", metrics: null })),
+    };
+
+    it("offers no dry run and no rapid check-in, and says why", async () => {
+      const user = userEvent.setup({ delay: null });
+      const mock = mockFetch({
+        ...pushHost,
+        "POST /api/v1/hosts/1/commands": json(201, command("c-up", { state: "pending", changes: [] })),
+      });
+      renderApp("/hosts/1");
+      const heartbeat = await screen.findByRole("button", { name: "Rapid check-in" });
+      expect(heartbeat).toBeDisabled();
+      expect(heartbeat).toHaveAccessibleDescription(/no dry run and no rapid check-in/);
+      await user.hover(heartbeat.parentElement!);
+      expect(await screen.findByRole("tooltip")).toHaveTextContent("the manager polls a push host itself");
+
+      await user.click(screen.getByRole("button", { name: "Apply security updates" }));
+      const dialog = await screen.findByRole("dialog");
+      const dryRun = within(dialog).getByRole("checkbox", { name: /Dry run/ });
+      expect(dryRun).toBeDisabled();
+      expect(dryRun).toHaveAccessibleDescription(/has no dry run: every job it accepts changes the host/);
+      await user.click(within(dialog).getByRole("button", { name: "Apply security updates" }));
+      await waitFor(() => expect(mock.callsTo("POST /api/v1/hosts/1/commands")).toHaveLength(1));
+      expect(mock.callsTo("POST /api/v1/hosts/1/commands")[0]!.body).toEqual({ type: "upgrade", selection: { mode: "security" }, dry_run: false });
+    });
+
+    it("still offers both for a pull host", async () => {
+      const user = userEvent.setup({ delay: null });
+      const mock = mockFetch({
+        ...base,
+        "POST /api/v1/hosts/1/commands": json(201, command("c-hb", { kind: "heartbeat", command: { type: "heartbeat" }, state: "pending", changes: [] })),
+      });
+      renderApp("/hosts/1");
+      await user.click(await screen.findByRole("button", { name: "Apply all updates" }));
+      let dialog = await screen.findByRole("dialog");
+      expect(within(dialog).getByRole("checkbox", { name: /Dry run/ })).toBeEnabled();
+      await user.click(within(dialog).getByRole("button", { name: "Cancel" }));
+      await waitFor(() => expect(screen.queryByRole("dialog")).not.toBeInTheDocument());
+
+      await user.click(screen.getByRole("button", { name: "Rapid check-in" }));
+      dialog = await screen.findByRole("dialog");
+      await user.click(within(dialog).getByRole("button", { name: "Rapid check-in" }));
+      await waitFor(() => expect(mock.callsTo("POST /api/v1/hosts/1/commands")).toHaveLength(1));
+      expect(mock.callsTo("POST /api/v1/hosts/1/commands")[0]!.body).toEqual({ type: "heartbeat", enabled: true, interval_secs: 10, duration_secs: 900 });
+    });
+
+    it("shows a running command's job progress from the event stream, without re-reading the list", async () => {
+      const user = userEvent.setup({ delay: null });
+      const streams = mockEventSource();
+      const mock = mockFetch({
+        ...pushHost,
+        [COMMANDS]: json(
+          200,
+          page([
+            command("c-run", { state: "running", finished_at: null, changes: [] }),
+            command("c-old", { state: "completed" }),
+          ]),
+        ),
+        "GET /api/v1/commands/c-run": json(200, command("c-run", { state: "running", finished_at: null, changes: [], output: null })),
+      });
+      renderApp("/hosts/1");
+      await screen.findByRole("heading", { name: "web-01" });
+      const job = (command_id: string, progress: number, message: string, host_id = 1) => ({
+        type: "job",
+        host_id,
+        command_id,
+        job_id: "j-1",
+        status: "running",
+        progress,
+        message,
+      });
+      // Progress that arrives while another tab is shown is kept.
+      act(() => {
+        streams[0]!.emit("open");
+        streams[0]!.emit("job", job("c-run", 40, "Unpacking openssl (3.0.13-1)"));
+      });
+      await user.click(screen.getByRole("tab", { name: "Commands" }));
+      const table = await screen.findByRole("table", { name: "Commands" });
+      const running = within(table).getAllByRole("row")[1]!;
+      expect(within(running).getByRole("progressbar", { name: "Job progress 40 %" })).toHaveAttribute("aria-valuenow", "40");
+      expect(running).toHaveTextContent("40 % · Unpacking openssl (3.0.13-1)");
+
+      act(() => {
+        streams[0]!.emit("job", job("c-run", 75, "<b>Setting up</b> openssl"));
+        // Another host's job, and a malformed event, change nothing here.
+        streams[0]!.emit("job", job("c-run", 99, "other host", 2));
+        streams[0]!.emit("job", { type: "job", host_id: 1, command_id: "c-run", progress: "lots" });
+      });
+      await waitFor(() => expect(running).toHaveTextContent("75 % · <b>Setting up</b> openssl"));
+      expect(running.querySelector("b")).toBeNull();
+      expect(within(running).getByRole("progressbar")).toHaveAttribute("aria-valuenow", "75");
+      // A finished command shows no bar even if an event names it.
+      act(() => streams[0]!.emit("job", job("c-old", 10, "late")));
+      expect(within(within(table).getAllByRole("row")[2]!).queryByRole("progressbar")).not.toBeInTheDocument();
+      // Job events carry their data: the list is not fetched again for them.
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(mock.callsTo(COMMANDS)).toHaveLength(1);
+
+      // The command's details show the same progress.
+      await user.click(within(running).getByRole("button", { name: /Details/ }));
+      const details = await screen.findByRole("dialog");
+      expect(await within(details).findByRole("progressbar", { name: "Job progress 75 %" })).toBeInTheDocument();
+    });
+
+    it("lets an administrator issue the push bundle from the overview", async () => {
+      const user = userEvent.setup({ delay: null });
+      const mock = mockFetch({
+        ...pushHost,
+        "POST /api/v1/hosts/1/push-bundle": apiError(409, "conflict", "cannot issue a certificate for this host's names: no usable name"),
+      });
+      renderApp("/hosts/1");
+      await user.click(await screen.findByRole("button", { name: "Issue the push bundle" }));
+      expect(await screen.findByText("Cannot issue a certificate for this host's names: no usable name.")).toBeInTheDocument();
+      expect(mock.callsTo("POST /api/v1/hosts/1/push-bundle")).toHaveLength(1);
+    });
+
+    it("shows no push bundle to operators or for pull hosts", async () => {
+      mockFetch({ ...pushHost, [ME_PATH]: json(200, { ...meBody(), user: { ...alice, role: "operator" } }) });
+      const { unmount } = renderApp("/hosts/1");
+      await screen.findByRole("heading", { name: "web-01" });
+      expect(screen.queryByRole("button", { name: "Issue the push bundle" })).not.toBeInTheDocument();
+      unmount();
+      mockFetch(base);
+      renderApp("/hosts/1");
+      await screen.findByRole("heading", { name: "web-01" });
+      expect(screen.queryByRole("heading", { name: "Push bundle" })).not.toBeInTheDocument();
+    });
   });
 });

@@ -13,6 +13,7 @@ import {
   DialogContent,
   DialogTitle,
   FormControlLabel,
+  LinearProgress,
   Link,
   Skeleton,
   Stack,
@@ -25,6 +26,7 @@ import {
   TableRow,
   Tabs,
   TextField,
+  Tooltip,
   Typography,
 } from "@mui/material";
 import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
@@ -34,16 +36,20 @@ import {
   FINAL_STATES,
   fleetApi,
   keys,
+  PUSH_NO_DRY_RUN,
+  PUSH_NO_HEARTBEAT,
   type Command,
   type CommandView,
   type HostDetail,
 } from "../api/fleet";
 import { isApiError } from "../api/client";
+import { useJobProgress, type JobProgress } from "../api/events";
 import { useMe } from "../auth/session";
 import { CommandDialog, HOST_ACTIONS, type HostAction } from "../components/CommandDialog";
 import { DateTime } from "../components/DateTime";
 import { EmptyState } from "../components/EmptyState";
 import { ErrorPanel, FormError } from "../components/errors";
+import { PushBundlePanel } from "../components/PushBundle";
 import { ListBody, ListCard, Pager, ScrollTable, StateChip } from "../components/tables";
 import { MONO_FONTS } from "../theme";
 import { useSearchBox, useUrlParams } from "../urlState";
@@ -131,7 +137,9 @@ function Metrics({ host }: { host: HostDetail }) {
     return (
       <Section title="Metrics">
         <Typography variant="body2" color="text.secondary">
-          No metrics yet: they arrive with the agent's next check-in.
+          {host.transport === "push"
+            ? "No metrics: the manager reads a push host's packages and updates, and its agent's API reports no metrics."
+            : "No metrics yet: they arrive with the agent's next check-in."}
         </Typography>
       </Section>
     );
@@ -187,7 +195,7 @@ function Metrics({ host }: { host: HostDetail }) {
   );
 }
 
-function Overview({ host }: { host: HostDetail }) {
+function Overview({ host, isAdmin }: { host: HostDetail; isAdmin: boolean }) {
   const groups = useQuery({ queryKey: keys.groups, queryFn: ({ signal }) => fleetApi.groups(signal), staleTime: 60_000 });
   const names = new Map((groups.data?.items ?? []).map((g) => [g.id, g.name]));
   const system: [string, ReactNode][] = [
@@ -234,6 +242,11 @@ function Overview({ host }: { host: HostDetail }) {
           )}
         </Section>
         <Metrics host={host} />
+        {host.transport === "push" && isAdmin && (
+          <Section title="Push bundle">
+            <PushBundlePanel hostId={host.id} hostname={host.hostname} />
+          </Section>
+        )}
       </Stack>
     </Box>
   );
@@ -480,7 +493,7 @@ function CommandButtons({ command, canAct, hostId, onError }: { command: Command
 }
 
 /** One command with its output, changes and error; re-read while it is not finished. */
-function CommandDetailDialog({ id, onClose }: { id: string | null; onClose: () => void }) {
+function CommandDetailDialog({ id, onClose, job }: { id: string | null; onClose: () => void; job?: JobProgress }) {
   const command = useQuery({
     queryKey: keys.command(id ?? ""),
     queryFn: ({ signal }) => fleetApi.command(id!, signal),
@@ -506,6 +519,14 @@ function CommandDetailDialog({ id, onClose }: { id: string | null; onClose: () =
                 ...(c.reboot_required ? ([["Reboot", "needed after this command"]] as [string, ReactNode][]) : []),
               ]}
             />
+            {job && !FINAL_STATES.has(c.state) && (
+              <Box>
+                <Typography variant="subtitle2" component="h3">
+                  Agent job
+                </Typography>
+                <JobProgressBar job={job} />
+              </Box>
+            )}
             {(c.error_code || c.error_message) && (
               <Alert severity="error">
                 {c.error_code && <code>{c.error_code}</code>} {c.error_message}
@@ -576,7 +597,19 @@ function CommandDetailDialog({ id, onClose }: { id: string | null; onClose: () =
   );
 }
 
-function CommandsTab({ hostId, canAct }: { hostId: number; canAct: boolean }) {
+/** A running command's agent job (push hosts): its latest progress and message from the event stream. */
+function JobProgressBar({ job }: { job: JobProgress }) {
+  return (
+    <Box sx={{ mt: 0.75, minWidth: 160, maxWidth: 280 }}>
+      <LinearProgress variant="determinate" value={job.progress} aria-label={`Job progress ${job.progress} %`} />
+      <Typography variant="caption" component="div" color="text.secondary" sx={{ whiteSpace: "normal", overflowWrap: "anywhere" }} aria-live="polite">
+        {job.progress} %{job.message ? ` · ${job.message}` : ""}
+      </Typography>
+    </Box>
+  );
+}
+
+function CommandsTab({ hostId, canAct, jobs }: { hostId: number; canAct: boolean; jobs: ReadonlyMap<string, JobProgress> }) {
   const { page, set } = useUrlParams();
   const q = { limit: PAGE, offset: page * PAGE };
   const commands = useQuery({
@@ -615,6 +648,7 @@ function CommandsTab({ hostId, canAct }: { hostId: number; canAct: boolean }) {
                     <TableCell>{describeCommand(c)}</TableCell>
                     <TableCell>
                       <StateChip value={c.state} />
+                      {!FINAL_STATES.has(c.state) && jobs.has(c.id) && <JobProgressBar job={jobs.get(c.id)!} />}
                     </TableCell>
                     <TableCell>
                       <DateTime value={c.created_at} />
@@ -639,7 +673,7 @@ function CommandsTab({ hostId, canAct }: { hostId: number; canAct: boolean }) {
           <Pager total={commands.data.total} page={page} limit={PAGE} onPage={(p) => set({ page: p === 0 ? "" : p + 1 }, { keepPage: true })} />
         )}
       </ListCard>
-      <CommandDetailDialog id={open} onClose={() => setOpen(null)} />
+      <CommandDetailDialog id={open} onClose={() => setOpen(null)} job={open ? jobs.get(open) : undefined} />
     </>
   );
 }
@@ -662,6 +696,8 @@ export function HostDetailPage() {
   });
   const [action, setAction] = useState<HostAction | null>(null);
   const [queued, setQueued] = useState<CommandView | null>(null);
+  // Kept for the whole page, so progress that arrives while another tab is shown is not lost.
+  const jobs = useJobProgress(hostId);
 
   if (!Number.isInteger(hostId) || hostId <= 0) {
     return <Alert severity="error">This is not a host address. Go back to the host list.</Alert>;
@@ -693,7 +729,8 @@ export function HostDetailPage() {
       );
   } else {
     const h = host.data;
-    const canTakeCommands = h.transport === "pull" && h.approval === "approved";
+    const canTakeCommands = h.approval === "approved";
+    const push = h.transport === "push";
     body = (
       <>
         <Box sx={{ display: "flex", flexWrap: "wrap", gap: 2, alignItems: "flex-start", mb: 2 }}>
@@ -712,17 +749,34 @@ export function HostDetailPage() {
           </Box>
           {canAct && (
             <Stack direction="row" sx={{ flexWrap: "wrap", gap: 1 }} role="group" aria-label="Host actions">
-              {(Object.keys(HOST_ACTIONS) as HostAction[]).map((a) => (
-                <Button key={a} variant={a === "upgradeSecurity" ? "contained" : "outlined"} onClick={() => setAction(a)} disabled={!canTakeCommands}>
-                  {HOST_ACTIONS[a].label}
-                </Button>
-              ))}
+              {(Object.keys(HOST_ACTIONS) as HostAction[]).map((a) =>
+                push && a === "heartbeat" ? (
+                  <Tooltip key={a} title={PUSH_NO_HEARTBEAT}>
+                    {/* A disabled button gets no pointer events: the tooltip hangs on its wrapper. */}
+                    <span>
+                      <Button variant="outlined" disabled aria-describedby="push-limits">
+                        {HOST_ACTIONS[a].label}
+                      </Button>
+                    </span>
+                  </Tooltip>
+                ) : (
+                  <Button key={a} variant={a === "upgradeSecurity" ? "contained" : "outlined"} onClick={() => setAction(a)} disabled={!canTakeCommands}>
+                    {HOST_ACTIONS[a].label}
+                  </Button>
+                ),
+              )}
             </Stack>
           )}
         </Box>
         {canAct && !canTakeCommands && (
           <Alert severity="info" sx={{ mb: 2 }}>
-            This host cannot take commands from the web UI: only approved hosts whose agent checks in (pull mode) can.
+            This host cannot take commands until its enrollment is approved (under Enrollments).
+          </Alert>
+        )}
+        {canAct && canTakeCommands && push && (
+          <Alert severity="info" sx={{ mb: 2 }} id="push-limits">
+            A push host: the manager calls its agent's API. That API has no dry run and no rapid check-in, so neither is offered;
+            a running job's progress shows under Commands.
           </Alert>
         )}
         {queued && (
@@ -743,11 +797,11 @@ export function HostDetailPage() {
           <Tab value="packages" label={`Packages (${h.installed_count})`} />
           <Tab value="commands" label="Commands" />
         </Tabs>
-        {tab === "overview" && <Overview host={h} />}
+        {tab === "overview" && <Overview host={h} isAdmin={me.data?.user.role === "admin"} />}
         {tab === "updates" && <UpdatesTab hostId={hostId} />}
         {tab === "packages" && <PackagesTab hostId={hostId} />}
-        {tab === "commands" && <CommandsTab hostId={hostId} canAct={canAct} />}
-        <CommandDialog action={action} target={h.hostname} onClose={() => setAction(null)} onConfirm={queue} />
+        {tab === "commands" && <CommandsTab hostId={hostId} canAct={canAct} jobs={jobs} />}
+        <CommandDialog action={action} target={h.hostname} onClose={() => setAction(null)} onConfirm={queue} noDryRun={push ? PUSH_NO_DRY_RUN : undefined} />
       </>
     );
   }

@@ -2,7 +2,7 @@ import { describe, expect, it, vi } from "vitest";
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { ME_PATH, alice, apiError, json, meBody, mockFetch } from "../test/fetchMock";
-import { host, page } from "../test/fixtures";
+import { host, hostDetail, page } from "../test/fixtures";
 import { renderApp } from "../test/render";
 
 const HOSTS = "GET /api/v1/hosts";
@@ -13,6 +13,16 @@ const fleet = page([host(1, "web-01"), host(2, "db-01", { status: "offline", sec
 function lastQuery(mock: ReturnType<typeof mockFetch>): URLSearchParams {
   const calls = mock.callsTo(HOSTS);
   return calls[calls.length - 1]!.query;
+}
+
+/** A Blob's text (jsdom's Blob has no `text()`). */
+function blobText(blob: Blob): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsText(blob);
+  });
 }
 
 describe("Hosts page", () => {
@@ -223,6 +233,7 @@ describe("Hosts page", () => {
     renderApp("/hosts");
     await screen.findByRole("table", { name: "Hosts" });
     expect(screen.queryByRole("checkbox")).not.toBeInTheDocument();
+    expect(screen.queryByRole("button", { name: "Add host" })).not.toBeInTheDocument();
   });
 
   it("says how to enroll when the fleet is empty", async () => {
@@ -230,5 +241,134 @@ describe("Hosts page", () => {
     renderApp("/hosts");
     expect(await screen.findByText("No hosts yet")).toBeInTheDocument();
     expect(screen.getByRole("link", { name: "Create a registration token" })).toHaveAttribute("href", "/registration-tokens");
+  });
+
+  describe("adding a host", () => {
+    const bundle = {
+      ca_certificate: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n",
+      server_certificate: "-----BEGIN CERTIFICATE-----\nSERVER\n-----END CERTIFICATE-----\n",
+      server_key: "-----BEGIN PRIVATE KEY-----\n<script>KEY</script>\n-----END PRIVATE KEY-----\n",
+      serial: "0a1b2c",
+      not_after: "2027-12-03T00:00:00Z",
+    };
+    const groups = page([
+      { id: 3, name: "web", description: "", created_at: "2026-01-01T00:00:00Z" },
+      { id: 4, name: "db", description: "", created_at: "2026-01-01T00:00:00Z" },
+    ]);
+
+    it("adds a push host with name, address and groups, then issues its bundle to copy and download", async () => {
+      const user = userEvent.setup({ delay: null });
+      const writeText = vi.fn().mockResolvedValue(undefined);
+      Object.defineProperty(navigator, "clipboard", { value: { writeText }, configurable: true });
+      const createObjectURL = vi.fn((_: Blob) => "blob:bundle");
+      const revokeObjectURL = vi.fn();
+      // jsdom has neither; set them for this test only.
+      Object.assign(URL, { createObjectURL, revokeObjectURL });
+      const clicked: string[] = [];
+      const click = vi.spyOn(HTMLAnchorElement.prototype, "click").mockImplementation(function (this: HTMLAnchorElement) {
+        clicked.push(this.download);
+      });
+      const mock = mockFetch({
+        [ME_PATH]: json(200, meBody()),
+        [HOSTS]: json(200, page([host(1, "web-01")])),
+        [GROUPS]: json(200, groups),
+        "POST /api/v1/hosts": json(201, hostDetail(42, "db-01", { transport: "push", status: "pending", group_ids: [4] })),
+        "POST /api/v1/hosts/42/push-bundle": json(201, bundle),
+      });
+      try {
+        renderApp("/hosts");
+        await user.click(await screen.findByRole("button", { name: "Add host" }));
+        const dialog = await screen.findByRole("dialog", { name: "Add a push host" });
+        const submit = within(dialog).getByRole("button", { name: "Add host" });
+        expect(submit).toBeDisabled();
+        await user.type(within(dialog).getByRole("textbox", { name: "FQDN" }), "db-01.example.com");
+        await user.type(within(dialog).getByRole("textbox", { name: "Address" }), "10.0.4.17");
+        await user.click(within(dialog).getByRole("combobox", { name: "Groups" }));
+        await user.click(await screen.findByRole("option", { name: "db" }));
+        await user.keyboard("{Escape}");
+        await user.click(submit);
+
+        const added = await screen.findByRole("dialog", { name: "Added db-01" });
+        expect(mock.callsTo("POST /api/v1/hosts")[0]!.body).toEqual({ fqdn: "db-01.example.com", address: "10.0.4.17", groups: [4] });
+        expect(added).toHaveTextContent("push.allowlist");
+        await user.click(within(added).getByRole("button", { name: "Issue the push bundle" }));
+        await waitFor(() => expect(mock.callsTo("POST /api/v1/hosts/42/push-bundle")).toHaveLength(1));
+
+        expect(await within(added).findByText("Save the server key now")).toBeInTheDocument();
+        expect(added).toHaveTextContent("The manager does not store the key");
+        const key = within(added).getByText(/KEY/, { selector: "pre" });
+        expect(key.textContent).toBe(bundle.server_key);
+        expect(key.querySelector("script")).toBeNull();
+        await user.click(within(added).getByRole("button", { name: "Copy server key" }));
+        expect(writeText).toHaveBeenCalledWith(bundle.server_key);
+        await user.click(within(added).getByRole("button", { name: "Copy CA certificate" }));
+        expect(writeText).toHaveBeenLastCalledWith(bundle.ca_certificate);
+
+        for (const file of ["ca.crt", "server.crt", "server.key"]) {
+          await user.click(within(added).getByRole("button", { name: `Download ${file}` }));
+        }
+        expect(clicked).toEqual(["ca.crt", "server.crt", "server.key"]);
+        const blobs = createObjectURL.mock.calls.map((c) => c[0]);
+        expect(await blobText(blobs[2]!)).toBe(bundle.server_key);
+        expect(await blobText(blobs[1]!)).toBe(bundle.server_certificate);
+        // The Blob URLs are let go once the downloads have started.
+        await waitFor(() => expect(revokeObjectURL).toHaveBeenCalledTimes(3));
+        expect(revokeObjectURL).toHaveBeenCalledWith("blob:bundle");
+
+        expect(within(added).getByRole("link", { name: "Open the host" })).toHaveAttribute("href", "/hosts/42");
+      } finally {
+        click.mockRestore();
+        const u = URL as unknown as Record<string, unknown>;
+        delete u["createObjectURL"];
+        delete u["revokeObjectURL"];
+      }
+    });
+
+    it("shows the server's objection on the field it is about, and other refusals plainly", async () => {
+      const user = userEvent.setup({ delay: null });
+      const mock = mockFetch({
+        [ME_PATH]: json(200, meBody()),
+        [HOSTS]: json(200, page([])),
+        [GROUPS]: json(200, groups),
+        "POST /api/v1/hosts": [
+          apiError(400, "validation_error", "must be an IPv4 or IPv6 address", { field: "address" }),
+          apiError(409, "conflict", "a host with this name exists already"),
+        ],
+      });
+      renderApp("/hosts");
+      await user.click(await screen.findByRole("button", { name: "Add host" }));
+      const dialog = await screen.findByRole("dialog", { name: "Add a push host" });
+      const address = within(dialog).getByRole("textbox", { name: "Address" });
+      await user.type(address, "10.0.4.300");
+      await user.click(within(dialog).getByRole("button", { name: "Add host" }));
+      await waitFor(() => expect(address).toHaveAttribute("aria-invalid", "true"));
+      expect(address).toHaveAccessibleDescription("Must be an IPv4 or IPv6 address.");
+      // Only the address was given: no fqdn, no groups.
+      expect(mock.callsTo("POST /api/v1/hosts")[0]!.body).toEqual({ address: "10.0.4.300" });
+
+      await user.click(within(dialog).getByRole("button", { name: "Add host" }));
+      expect(await within(dialog).findByRole("alert")).toHaveTextContent("A host with this name exists already.");
+    });
+
+    it("tells operators that an administrator issues the bundle", async () => {
+      const user = userEvent.setup({ delay: null });
+      const mock = mockFetch({
+        [ME_PATH]: json(200, { ...meBody(), user: { ...alice, role: "operator" } }),
+        [HOSTS]: json(200, page([host(1, "web-01")])),
+        [GROUPS]: json(200, groups),
+        "POST /api/v1/hosts": json(201, hostDetail(42, "db-01", { transport: "push", status: "pending" })),
+      });
+      renderApp("/hosts");
+      await user.click(await screen.findByRole("button", { name: "Add host" }));
+      const dialog = await screen.findByRole("dialog", { name: "Add a push host" });
+      await user.type(within(dialog).getByRole("textbox", { name: "FQDN" }), "db-01.example.com");
+      await user.click(within(dialog).getByRole("button", { name: "Add host" }));
+      const added = await screen.findByRole("dialog", { name: "Added db-01" });
+      expect(added).toHaveTextContent("an administrator issues its bundle");
+      expect(within(added).queryByRole("button", { name: "Issue the push bundle" })).not.toBeInTheDocument();
+      expect(mock.callsTo("POST /api/v1/hosts/42/push-bundle")).toHaveLength(0);
+      // The list is re-read with the new host.
+      await waitFor(() => expect(mock.callsTo(HOSTS).length).toBeGreaterThan(1));
+    });
   });
 });

@@ -22,10 +22,12 @@ import {
   useTheme,
 } from "@mui/material";
 import FilterListIcon from "@mui/icons-material/FilterList";
+import AddIcon from "@mui/icons-material/Add";
 import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
 import { fleetApi, keys, type Command, type FleetCommandResponse, type HostListQuery, type HostView } from "../api/fleet";
 import { useMe } from "../auth/session";
-import { CommandDialog, HOST_ACTIONS, type HostAction } from "../components/CommandDialog";
+import { AddHostDialog } from "../components/AddHostDialog";
+import { BULK_ACTIONS, CommandDialog, HOST_ACTIONS, type HostAction } from "../components/CommandDialog";
 import { DateTime } from "../components/DateTime";
 import { EmptyState } from "../components/EmptyState";
 import { PageHeader } from "../components/PageHeader";
@@ -132,6 +134,7 @@ export function HostsPage() {
   const theme = useTheme();
   const phone = useMediaQuery(theme.breakpoints.down("sm"));
   const [showFilters, setShowFilters] = useState(false);
+  const [adding, setAdding] = useState(false);
 
   const items = hosts.data?.items ?? [];
   const pageIds = items.map((h) => h.id);
@@ -193,7 +196,15 @@ export function HostsPage() {
       <PageHeader
         title="Hosts"
         subtitle={hosts.data ? `${hosts.data.total.toLocaleString()} ${filtered ? "matching" : "approved"} hosts` : "Every approved host and its patch state."}
+        actions={
+          canAct ? (
+            <Button variant="contained" startIcon={<AddIcon />} onClick={() => setAdding(true)}>
+              Add host
+            </Button>
+          ) : undefined
+        }
       />
+      {canAct && <AddHostDialog open={adding} onClose={() => setAdding(false)} isAdmin={me.data?.user.role === "admin"} />}
       {result && <BulkResult result={result} onClose={() => setResult(null)} />}
 
       <Box component="form" role="search" aria-label="Filter hosts" onSubmit={(e) => e.preventDefault()} sx={{ display: "flex", flexWrap: "wrap", gap: 1.5, mb: 2, "& .MuiTextField-root": { m: 0 } }}>
@@ -276,7 +287,7 @@ export function HostsPage() {
               Whole group…
             </Button>
             <Menu anchorEl={groupMenu} open={Boolean(groupMenu)} onClose={() => setGroupMenu(null)}>
-              {(Object.keys(HOST_ACTIONS) as HostAction[]).map((a) => (
+              {BULK_ACTIONS.map((a) => (
                 <MenuItem key={a} onClick={() => startAction(a, "group")}>
                   {HOST_ACTIONS[a].label}: every host of {groupName}
                 </MenuItem>
@@ -296,7 +307,7 @@ export function HostsPage() {
             <Typography sx={{ flex: "1 1 auto" }} aria-live="polite">
               {selected.size} selected
             </Typography>
-            {(Object.keys(HOST_ACTIONS) as HostAction[]).map((a) => (
+            {BULK_ACTIONS.map((a) => (
               <Button key={a} size="small" variant="outlined" onClick={() => startAction(a, "selection")} disabled={selected.size > MAX_BULK}>
                 {HOST_ACTIONS[a].label}
               </Button>
@@ -322,14 +333,22 @@ export function HostsPage() {
               <EmptyState
                 title="No hosts yet"
                 action={
-                  me.data?.user.role === "admin" ? (
-                    <Button component={RouterLink} to="/registration-tokens" variant="contained">
-                      Create a registration token
-                    </Button>
+                  canAct ? (
+                    <Stack direction="row" sx={{ gap: 1, flexWrap: "wrap", justifyContent: "center" }}>
+                      {me.data?.user.role === "admin" && (
+                        <Button component={RouterLink} to="/registration-tokens" variant="contained">
+                          Create a registration token
+                        </Button>
+                      )}
+                      <Button variant="outlined" onClick={() => setAdding(true)}>
+                        Add a push host
+                      </Button>
+                    </Stack>
                   ) : undefined
                 }
               >
-                Enroll an agent with a registration token; hosts waiting for approval are under Enrollments.
+                Enroll an agent with a registration token (hosts waiting for approval are under Enrollments), or add a push host
+                that the manager connects to{me.data?.user.role === "admin" ? "; Discovery finds them in an address range" : ""}.
               </EmptyState>
             )
           }
@@ -428,7 +447,7 @@ export function HostsPage() {
       <CommandDialog action={action} target={target} onClose={() => setAction(null)} onConfirm={queue}>
         {scope === "group" && (
           <Typography variant="body2" color="text.secondary" sx={{ mt: 1 }}>
-            Hosts of the group that cannot take commands (waiting for approval, push mode) are skipped and listed.
+            Hosts of the group that cannot take this command (waiting for approval; push hosts for a dry run) are skipped and listed.
           </Typography>
         )}
         {scope === "selection" && selected.size > 1 && (

@@ -1,7 +1,18 @@
 // Typed API fixtures for page tests (the types come from the OpenAPI snapshot, so a server change
 // that breaks a fixture breaks the build).
 
-import type { AuditView, CommandView, EnrollmentView, HostDetail, HostView, Page, RegistrationTokenView, ManagedUser } from "../api/fleet";
+import type {
+  AuditView,
+  CommandView,
+  DiscoveredHostView,
+  DiscoveryView,
+  EnrollmentView,
+  HostDetail,
+  HostView,
+  ManagedUser,
+  Page,
+  RegistrationTokenView,
+} from "../api/fleet";
 
 export function page<T>(items: T[], total = items.length, limit = 50, offset = 0): Page<T> {
   return { items, total, limit, offset };
@@ -122,6 +133,34 @@ export function auditEntry(id: number, action: string, extra: Partial<AuditView>
     prev_hash: `h${id - 1}`,
     target: null,
     source_ip: "192.0.2.1",
+    ...extra,
+  };
+}
+
+export function discovery(id: string, extra: Partial<DiscoveryView> = {}): DiscoveryView {
+  return {
+    id,
+    cidr: "10.0.4.0/24",
+    port: 12443,
+    state: "completed",
+    progress: { probed: 256, total: 256, listening: 2, found: 1 },
+    started_by: "user:alice",
+    started_at: "2026-12-03T09:00:00Z",
+    finished_at: "2026-12-03T09:00:04Z",
+    error: null,
+    hosts: [],
+    ...extra,
+  };
+}
+
+export function found(address: string, extra: Partial<DiscoveredHostView> = {}): DiscoveredHostView {
+  return {
+    address,
+    fqdn_from_cert: `agent-${address.split(".").at(-1)}.example.com`,
+    version: "1.4.0",
+    answered_as_lpa: true,
+    reason: null,
+    host_id: null,
     ...extra,
   };
 }
