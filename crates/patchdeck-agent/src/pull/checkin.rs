@@ -8,9 +8,9 @@
 //! waits `next_checkin_ms` before the next round.
 //!
 //! The hold time offered (`wait_ms`) is `pull.wait_secs`; while a heartbeat is on, its interval;
-//! and while commands of this agent are in progress, at most [`ACTIVE_WAIT`], so that their
-//! results reach the manager within seconds of being written rather than at the end of a long
-//! poll. (An answer cannot be abandoned to send results early: it may carry commands that the
+//! and while commands of this agent or a scheduled scan are in progress, at most
+//! [`ACTIVE_WAIT`], so that their results (or the new inventory's hash) reach the manager within
+//! seconds of being written rather than at the end of a long poll. (An answer cannot be abandoned to send results early: it may carry commands that the
 //! manager has already marked delivered.)
 //!
 //! Failures back off ([`RetryPolicy`]); the loop never gives up. It ends when `shutdown` turns
@@ -202,7 +202,11 @@ impl Agent {
                 self.heartbeat = None;
             }
         }
-        if self.runner.active() > 0 {
+        // While a job or a scan runs, check in often: its result, or the new inventory's hash,
+        // reaches the manager seconds after it ends instead of after a whole hold (a new
+        // host's first inventory would otherwise wait out the first hold).
+        let scanning = self.scan_task.as_ref().is_some_and(|task| !task.is_finished());
+        if self.runner.active() > 0 || scanning {
             wait = wait.min(ACTIVE_WAIT);
         }
         wait

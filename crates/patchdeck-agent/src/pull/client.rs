@@ -28,9 +28,20 @@ use super::identity::Identity;
 /// Limit for establishing a connection (TCP and TLS).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Codes with which the manager refuses an enrolled agent; only an administrator can fix them.
-pub const REFUSAL_CODES: [&str; 4] =
-    ["certificate_revoked", "machine_id_mismatch", "host_not_approved", "client_certificate_required"];
+/// Codes with which the manager refuses an agent (enrolled, or enrolling) for a reason only an
+/// administrator can fix: trying again soon cannot help, so it is tried again at the backoff's cap.
+pub const REFUSAL_CODES: [&str; 10] = [
+    "certificate_revoked",
+    "machine_id_mismatch",
+    "host_not_approved",
+    "client_certificate_required",
+    "enrollment_rejected",
+    "invalid_token",
+    "token_expired",
+    "token_revoked",
+    "token_exhausted",
+    "machine_already_enrolled",
+];
 
 /// A request to the manager failed.
 #[derive(Debug, thiserror::Error)]
@@ -401,6 +412,8 @@ mod tests {
         };
         assert_eq!(manager(403, "certificate_revoked", None).failure_kind(), FailureKind::Refused);
         assert_eq!(manager(403, "machine_id_mismatch", None).failure_kind(), FailureKind::Refused);
+        assert_eq!(manager(403, "enrollment_rejected", None).failure_kind(), FailureKind::Refused);
+        assert_eq!(manager(409, "token_exhausted", None).failure_kind(), FailureKind::Refused);
         assert_eq!(
             manager(503, "overloaded", Some(Duration::from_secs(7))).failure_kind(),
             FailureKind::RetryAfter(Duration::from_secs(7))
