@@ -378,3 +378,17 @@ async fn worker_processes_share_the_push_hosts_through_a_lease() {
     agent.stop();
     m.stop().await;
 }
+
+/// Stopping the background work does not wait out the push worker's lease retry period (a
+/// manager restart that took 10 s made pull agents open their circuit breaker).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_work_stops_promptly() {
+    let m = TestManager::start(Backend::Sqlite).await;
+    let background = patchdeck::server::Background::start(&m.state).await.unwrap();
+    // Let its push worker take the lease and start polling.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::timeout(Duration::from_secs(5), background.stop())
+        .await
+        .expect("the background work stops within seconds");
+    m.stop().await;
+}

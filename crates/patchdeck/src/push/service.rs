@@ -175,11 +175,19 @@ pub async fn run(state: AppState, config: PushWorkerConfig, mut shutdown: watch:
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "push worker: could not take the lease"),
         }
+        // `wait_for` looks at the current value first: a shutdown that `lead` already saw ends
+        // this at once instead of after a whole retry period.
         tokio::select! {
             () = tokio::time::sleep(LEASE_RETRY) => {}
-            changed = shutdown.changed() => if changed.is_err() { return },
+            () = shut_down(&mut shutdown) => return,
         }
     }
+}
+
+/// Completes once `shutdown` is (or already was) `true`, or its sender is gone.
+async fn shut_down(shutdown: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, before anything else is awaited.
+    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// Runs the worker while `lease` holds and `shutdown` is not set.
@@ -211,7 +219,7 @@ async fn lead(
                 tracing::warn!(error = %e, "push worker: lost the lease (database connection); stopping");
                 break;
             },
-            changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { break },
+            () = shut_down(shutdown) => break,
         }
     }
     let _ = stop.send(true);
