@@ -51,8 +51,8 @@ pub enum LiveEvent {
     /// approved or its inventory changed (`status` stays as it is then).
     Host { host_id: i64, status: String, change: HostChange },
     /// A push host's agent job for a command made progress (relayed from the agent's own job
-    /// stream). `status` is the Linux_Patch_API job status (`queued`, `running`, `completed`,
-    /// `failed`, `cancelled`, `rolled_back`).
+    /// stream). `status` is the Linux_Patch_API job status (`pending`, `running`, `completed`,
+    /// `failed`, `cancelled`, `timed_out`).
     Job {
         host_id: i64,
         #[schema(value_type = String)]

@@ -17,18 +17,14 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use patchdeck_proto::agent::{CommandResult, CommandState};
+use patchdeck_proto::agent::CommandResult;
 use patchdeck_proto::ScanReport;
-use patchdeck_store::{
-    Host, HostFilter, HostId, HostStatus, LeaseKey, Paging, ResultOutcome, Scope, Transport, MAX_PAGE_SIZE,
-};
-use serde_json::json;
+use patchdeck_store::{Host, HostFilter, HostId, HostStatus, LeaseKey, Paging, Scope, Transport, MAX_PAGE_SIZE};
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use super::client::{PushClientOptions, PushConnector};
 use super::worker::{ClaimedCommand, PushEvent, PushStore, PushWorker, PushWorkerConfig};
-use crate::audit::{AuditEvent, Outcome};
 use crate::hub::{HostChange, LiveEvent};
 use crate::state::AppState;
 
@@ -98,33 +94,7 @@ impl PushStore for ManagerPushStore {
         result: &CommandResult,
         now: Timestamp,
     ) -> Result<(), patchdeck_store::Error> {
-        match self.0.store().apply_command_result(host, result, now).await? {
-            ResultOutcome::Applied(record) => {
-                if record.state.is_terminal() {
-                    let outcome =
-                        if record.state == CommandState::Completed { Outcome::Success } else { Outcome::Failure };
-                    self.0
-                        .audit(
-                            AuditEvent::new(ACTOR, "command.finish", outcome)
-                                .target(format!("command:{}", record.id))
-                                .details(json!({
-                                    "host_id": host.0,
-                                    "kind": record.kind,
-                                    "state": record.state,
-                                    "error_code": record.error_code,
-                                    "changes": record.changes.len(),
-                                })),
-                        )
-                        .await;
-                }
-                self.0.hub().publish_command(&record).await;
-            }
-            ResultOutcome::Duplicate(_) => {}
-            ResultOutcome::Unknown => {
-                tracing::warn!(host.id = host.0, command.id = %result.command_id, "push result for an unknown command");
-            }
-        }
-        Ok(())
+        crate::web::handlers::agent::apply_result(&self.0, ACTOR, host, result, now).await
     }
 
     async fn command_job_id(&self, host: HostId, command_id: Uuid) -> Result<Option<Uuid>, patchdeck_store::Error> {
@@ -253,15 +223,16 @@ async fn relay(state: AppState, mut events: broadcast::Receiver<PushEvent>) {
                 };
                 LiveEvent::Host { host_id: host.0, status, change: HostChange::Inventory }
             }
-            PushEvent::Job { host, command_id, job_id, status, progress, message, .. } => {
-                LiveEvent::Job { host_id: host.0, command_id, job_id, status: job_status(status), progress, message }
-            }
+            PushEvent::Job { host, command_id, job_id, status, progress, message, .. } => LiveEvent::Job {
+                host_id: host.0,
+                command_id,
+                job_id,
+                status: status.as_str().to_owned(),
+                progress,
+                message,
+            },
             PushEvent::CommandResult { .. } => continue,
         };
         state.hub().publish(live).await;
     }
-}
-
-fn job_status(status: patchdeck_proto::lpa::jobs::JobStatus) -> String {
-    serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }

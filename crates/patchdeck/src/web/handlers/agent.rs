@@ -555,31 +555,7 @@ async fn store_results(
         ) {
             return Err(ApiError::validation("results[].state", "must be running, completed, failed or timed_out"));
         }
-        match state.store().apply_command_result(host, result, now).await? {
-            ResultOutcome::Applied(record) => {
-                if record.state.is_terminal() {
-                    let outcome =
-                        if record.state == CommandState::Completed { Outcome::Success } else { Outcome::Failure };
-                    state
-                        .audit(
-                            AuditEvent::new(agent.actor(), "command.finish", outcome)
-                                .target(format!("command:{}", record.id))
-                                .details(json!({
-                                    "kind": record.kind,
-                                    "state": record.state,
-                                    "error_code": record.error_code,
-                                    "changes": record.changes.len(),
-                                })),
-                        )
-                        .await;
-                }
-                publish_command(state, &record).await;
-            }
-            ResultOutcome::Duplicate(_) => {}
-            ResultOutcome::Unknown => {
-                tracing::warn!(host.id = host.0, command.id = %result.command_id, "result for an unknown command");
-            }
-        }
+        apply_result(state, &agent.actor(), host, result, now).await?;
         acked.push(ResultAck { command_id: result.command_id, state: result.state });
     }
     for rejection in &request.rejections {
@@ -603,6 +579,44 @@ async fn store_results(
         }
     }
     Ok(acked)
+}
+
+/// Stores a command's progress or outcome as `actor` reported it (an agent, or the push worker
+/// relaying one): a report that moves the command forward is published, and its end audited;
+/// a duplicate changes nothing.
+pub(crate) async fn apply_result(
+    state: &AppState,
+    actor: &str,
+    host: HostId,
+    result: &patchdeck_proto::agent::CommandResult,
+    now: Timestamp,
+) -> Result<(), patchdeck_store::Error> {
+    match state.store().apply_command_result(host, result, now).await? {
+        ResultOutcome::Applied(record) => {
+            if record.state.is_terminal() {
+                let outcome = if record.state == CommandState::Completed { Outcome::Success } else { Outcome::Failure };
+                state
+                    .audit(
+                        AuditEvent::new(actor, "command.finish", outcome)
+                            .target(format!("command:{}", record.id))
+                            .details(json!({
+                                "host_id": host.0,
+                                "kind": record.kind,
+                                "state": record.state,
+                                "error_code": record.error_code,
+                                "changes": record.changes.len(),
+                            })),
+                    )
+                    .await;
+            }
+            publish_command(state, &record).await;
+        }
+        ResultOutcome::Duplicate(_) => {}
+        ResultOutcome::Unknown => {
+            tracing::warn!(host.id = host.0, command.id = %result.command_id, "result for an unknown command");
+        }
+    }
+    Ok(())
 }
 
 async fn publish_command(state: &AppState, command: &CommandRecord) {

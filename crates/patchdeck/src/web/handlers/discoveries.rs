@@ -254,8 +254,7 @@ pub async fn start_discovery(
     let task_state = state.clone();
     let task_run = run.clone();
     tokio::spawn(async move {
-        let identity = task_state.push_identity().clone();
-        let result = discover(task_run.cidr, &options, &identity, &progress_tx, cancelled).await;
+        let result = discover(task_run.cidr, &options, task_state.push_identity(), &progress_tx, cancelled).await;
         let result = result.map_err(|e| e.to_string());
         let details = match &result {
             Ok(d) => json!({ "cancelled": d.cancelled, "probed": d.progress.probed, "found": d.progress.found }),
