@@ -361,17 +361,24 @@ pub(crate) fn host_from_row(row: &AnyRow) -> Result<Host> {
 
 /// Adds the scope condition on the hosts table aliased `h` to `sql`.
 pub(crate) fn scope_condition(sql: &mut SqlBuilder, scope: &Scope) {
-    let Scope::Groups(groups) = scope else { return };
+    if let Some(condition) = scope_sql(sql, scope) {
+        sql.condition(condition);
+    }
+}
+
+/// The condition (on hosts aliased `h`) that limits rows to `scope`, with its arguments bound
+/// to `sql`; `None` for every host.
+pub(crate) fn scope_sql(sql: &mut SqlBuilder, scope: &Scope) -> Option<String> {
+    let Scope::Groups(groups) = scope else { return None };
     let ungrouped = "NOT EXISTS (SELECT 1 FROM host_groups sg WHERE sg.host_id = h.id)";
     if groups.is_empty() {
-        sql.condition(ungrouped);
-        return;
+        return Some(ungrouped.to_owned());
     }
     let placeholders: Vec<String> = groups.iter().map(|group| sql.arg(group.0)).collect();
-    sql.condition(format!(
+    Some(format!(
         "({ungrouped} OR EXISTS (SELECT 1 FROM host_groups sg WHERE sg.host_id = h.id AND sg.group_id IN ({})))",
         placeholders.join(", ")
-    ));
+    ))
 }
 
 fn non_empty(value: &Option<String>) -> Option<&str> {

@@ -41,10 +41,12 @@ mod audit;
 mod certificates;
 mod commands;
 mod config;
+mod deployments;
 mod error;
 mod groups;
 mod hosts;
 mod inventory;
+mod jobs;
 mod lease;
 mod notify;
 mod sessions;
@@ -62,6 +64,10 @@ pub use commands::{
     CommandFilter, CommandRecord, NewCommand, ResultOutcome, NOT_DELIVERED, NO_RESULT, REJECTED_PREFIX,
 };
 pub use config::{DatabaseConfig, StoreOptions};
+pub use deployments::{
+    Deployment, DeploymentFilter, DeploymentHost, DeploymentStatus, GroupPolicy, HostRunState, NewDeployment,
+    NewDeploymentHost, PlannedPackage, RebootPolicy, RingSpec, Schedule,
+};
 pub use error::{Error, Result};
 pub use groups::{Group, GroupUpdate};
 pub use hosts::{
@@ -71,6 +77,7 @@ pub use hosts::{
 pub use inventory::{
     FleetPackageHit, FleetPackageQuery, HostPackage, HostUpdate, PackageFilter, UpdateFilter, VersionCmp,
 };
+pub use jobs::{JobCounts, JobOutcome, JobRecord, JobState, WorkerRecord};
 pub use lease::{Lease, LeaseKey};
 pub use notify::{Listener, Notification};
 pub use sessions::{NewSession, RotateOutcome, Session, REUSE_REASON};
@@ -81,7 +88,7 @@ pub use tokens::{
     API_TOKEN_TOUCH_INTERVAL_MS,
 };
 pub use types::{
-    ApiTokenId, AuditId, CertificateId, GroupId, HostId, Page, Paging, RegistrationTokenId, SessionId, SortDir,
+    ApiTokenId, AuditId, CertificateId, DeploymentId, GroupId, HostId, Page, Paging, RegistrationTokenId, SessionId, SortDir,
     UnknownVariant, UserId, WebauthnCredentialId, MAX_PAGE_SIZE,
 };
 pub use users::{AuthSource, LoginFailure, NewUser, OidcIdentity, Role, User, UserFilter, UserSort, UserUpdate};

@@ -59,6 +59,8 @@ id_type! {
     AuditId;
     /// Id of a WebAuthn credential row (not the authenticator's credential id).
     WebauthnCredentialId;
+    /// Id of a patch deployment.
+    DeploymentId;
 }
 
 /// A stored text value that is not one of an enum's spellings.
