@@ -593,6 +593,22 @@ impl Store {
         rows.iter().map(|row| Ok(DeploymentId(row.int("deployment_id")?))).collect()
     }
 
+    /// Deletes deployments (and their host rows) that finished before `before`; returns how many.
+    pub async fn prune_deployments_finished_before(&self, before: Timestamp) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM deployment_hosts WHERE deployment_id IN \
+             (SELECT id FROM deployments WHERE finished_at < $1)",
+        )
+        .bind(ms(before))
+        .execute(&mut *tx)
+        .await?;
+        let done =
+            sqlx::query("DELETE FROM deployments WHERE finished_at < $1").bind(ms(before)).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
     /// The orchestration policy of a group (the defaults when none was set).
     pub async fn group_policy(&self, group: GroupId) -> Result<GroupPolicy> {
         let row = sqlx::query(

@@ -40,6 +40,7 @@ pub struct ManagerConfig {
     pub agents: AgentsConfig,
     pub push: PushConfig,
     pub log: LogConfig,
+    pub deployments: DeploymentsConfig,
 }
 
 impl fmt::Debug for ManagerConfig {
@@ -56,6 +57,7 @@ impl fmt::Debug for ManagerConfig {
             .field("agents", &self.agents)
             .field("push", &self.push)
             .field("log", &self.log)
+            .field("deployments", &self.deployments)
             .finish()
     }
 }
@@ -74,6 +76,7 @@ impl Default for ManagerConfig {
             agents: AgentsConfig::default(),
             push: PushConfig::default(),
             log: LogConfig::default(),
+            deployments: DeploymentsConfig::default(),
         }
     }
 }
@@ -247,6 +250,43 @@ impl Default for PushConfig {
     }
 }
 
+/// `[deployments]` — how deployments and the background job queue run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeploymentsConfig {
+    /// Run background jobs (deployments) in this process. Any number of processes may: a job
+    /// is claimed by one at a time.
+    pub run_jobs: bool,
+    /// How often a worker looks for due jobs (it is also woken at once by its own process).
+    pub poll_interval_secs: u64,
+    /// A failed host is retried once after this long, while its window is still open.
+    pub retry_backoff_secs: u64,
+    /// How long a rebooting host may take to come back (after the reboot delay) before it is
+    /// marked failed.
+    pub reboot_timeout_secs: u64,
+    /// How long a dry run may take before the plan goes on without its preview.
+    pub preview_timeout_secs: u64,
+    /// A worker whose heartbeat is older than this is reported stale.
+    pub worker_stale_secs: u64,
+    /// Finished commands, deployments and jobs are deleted after this many days (the audit
+    /// log has its own retention, `audit.retention_days`).
+    pub retention_days: u64,
+}
+
+impl Default for DeploymentsConfig {
+    fn default() -> Self {
+        DeploymentsConfig {
+            run_jobs: true,
+            poll_interval_secs: 2,
+            retry_backoff_secs: 120,
+            reboot_timeout_secs: 900,
+            preview_timeout_secs: 600,
+            worker_stale_secs: 60,
+            retention_days: 30,
+        }
+    }
+}
+
 /// `[log]` — structured logs on standard error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -378,6 +418,13 @@ impl ManagerConfig {
         check_range("push.health_interval_secs", p.health_interval_secs, 1, 86_400)?;
         check_range("push.inventory_interval_secs", p.inventory_interval_secs, 1, 7 * 86_400)?;
         check_range("push.max_concurrent_calls", p.max_concurrent_calls as u64, 1, 10_000)?;
+        let d = &self.deployments;
+        check_range("deployments.poll_interval_secs", d.poll_interval_secs, 1, 300)?;
+        check_range("deployments.retry_backoff_secs", d.retry_backoff_secs, 1, 86_400)?;
+        check_range("deployments.reboot_timeout_secs", d.reboot_timeout_secs, 30, 86_400)?;
+        check_range("deployments.preview_timeout_secs", d.preview_timeout_secs, 10, 86_400)?;
+        check_range("deployments.worker_stale_secs", d.worker_stale_secs, 10, 86_400)?;
+        check_range("deployments.retention_days", d.retention_days, 1, 36_500)?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .with_context(|| format!("log.level {:?} is not a valid filter", self.log.level))?;
         Ok(())

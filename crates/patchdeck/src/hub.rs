@@ -64,6 +64,12 @@ pub enum LiveEvent {
         progress: u8,
         message: String,
     },
+    /// A deployment's status changed (`planning`, `awaiting_approval`, `running`, `halted`,
+    /// `succeeded`, …). Sent to every signed-in viewer: it names no host.
+    Deployment { deployment_id: i64, status: String },
+    /// A host of a deployment moved (`queued`, `waiting_for_window`, `running`, `rebooting`,
+    /// `verifying`, `succeeded`, `failed`, …).
+    DeploymentHost { deployment_id: i64, host_id: i64, state: String },
 }
 
 /// What happened to a host, in a [`LiveEvent::Host`].
@@ -77,12 +83,14 @@ pub enum HostChange {
 }
 
 impl LiveEvent {
-    /// The host the event is about (for scope checks).
-    pub fn host_id(&self) -> i64 {
+    /// The host the event is about (for scope checks); `None` for an event about no host.
+    pub fn host_id(&self) -> Option<i64> {
         match self {
-            LiveEvent::Command { host_id, .. } | LiveEvent::Host { host_id, .. } | LiveEvent::Job { host_id, .. } => {
-                *host_id
-            }
+            LiveEvent::Command { host_id, .. }
+            | LiveEvent::Host { host_id, .. }
+            | LiveEvent::Job { host_id, .. }
+            | LiveEvent::DeploymentHost { host_id, .. } => Some(*host_id),
+            LiveEvent::Deployment { .. } => None,
         }
     }
 }

@@ -115,7 +115,7 @@ impl Manager {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
-        let background = Background::start(&self.state).await?;
+        let background = Background::start(&self.state, "serve").await?;
         let hub = self.state.hub().clone();
         // Held check-ins are released as soon as shutdown starts, so they don't hold it up.
         let shutdown = async move {
@@ -131,7 +131,7 @@ impl Manager {
     /// Runs only the background work ([`Background`]) until `shutdown` completes:
     /// `patchdeck worker`, beside `serve` replicas that share its PostgreSQL.
     pub async fn work(self, shutdown: impl std::future::Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let background = Background::start(&self.state).await?;
+        let background = Background::start(&self.state, "worker").await?;
         shutdown.await;
         self.state.hub().stop();
         background.stop().await;
@@ -145,29 +145,44 @@ impl Manager {
 /// - every 10 s, pull hosts gone silent are marked offline and stale commands timed out (both
 ///   idempotent, so every process may run them);
 /// - on PostgreSQL, the listener that brings other processes' notifications;
-/// - with `push.enabled`, the push worker (one per database, see [`crate::push::service`]).
+/// - with `push.enabled`, the push worker (one per database, see [`crate::push::service`]);
+/// - with `deployments.run_jobs`, the job worker (deployments; see [`crate::jobs`]).
 #[derive(Debug)]
 pub struct Background {
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     push: Option<tokio::task::JoinHandle<()>>,
+    jobs: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Background {
-    pub async fn start(state: &AppState) -> anyhow::Result<Background> {
+    /// `role` is `serve` or `worker`, as the job worker reports itself.
+    pub async fn start(state: &AppState, role: &'static str) -> anyhow::Result<Background> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = vec![tokio::spawn(upkeep(state.clone())), tokio::spawn(agent_upkeep(state.clone()))];
         tasks.extend(state.hub().start_listener().await?);
         let push = state.config().push.enabled.then(|| {
             let config = crate::push::service::worker_config(state);
-            tokio::spawn(crate::push::service::run(state.clone(), config, stopped))
+            tokio::spawn(crate::push::service::run(state.clone(), config, stopped.clone()))
         });
-        Ok(Background { stop, tasks, push })
+        let jobs = state
+            .config()
+            .deployments
+            .run_jobs
+            .then(|| tokio::spawn(crate::jobs::run(state.clone(), role, stopped)));
+        Ok(Background { stop, tasks, push, jobs })
     }
 
     /// Stops everything; the push worker gets a few seconds to give its lease up.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
+        if let Some(mut jobs) = self.jobs {
+            // A run in progress finishes (its claim would otherwise hold the job for minutes).
+            if tokio::time::timeout(Duration::from_secs(10), &mut jobs).await.is_err() {
+                tracing::warn!("the job worker did not stop in time");
+                jobs.abort();
+            }
+        }
         if let Some(mut push) = self.push {
             if tokio::time::timeout(Duration::from_secs(10), &mut push).await.is_err() {
                 tracing::warn!("the push worker did not stop in time");
@@ -248,6 +263,35 @@ async fn agent_upkeep(state: AppState) {
     }
 }
 
+/// Deletes finished commands, deployments and jobs, and workers not heard from, older than
+/// `deployments.retention_days`; records what it deleted.
+async fn prune_operational_data(state: &AppState) {
+    let days = i64::try_from(state.config().deployments.retention_days).unwrap_or(30);
+    let cutoff = state.now() - SignedDuration::from_hours(24 * days);
+    let store = state.store();
+    let pruned = async {
+        Ok::<_, patchdeck_store::Error>((
+            store.prune_commands_finished_before(cutoff).await?,
+            store.prune_deployments_finished_before(cutoff).await?,
+            store.prune_jobs_before(cutoff).await?,
+            store.prune_workers_before(cutoff).await?,
+        ))
+    };
+    match pruned.await {
+        Ok((0, 0, 0, 0)) => {}
+        Ok((commands, deployments, jobs, workers)) => {
+            tracing::info!(commands, deployments, jobs, workers, "pruned operational data past retention");
+            state
+                .audit(AuditEvent::new("system", "data.prune", Outcome::Success).details(json!({
+                    "commands": commands, "deployments": deployments, "jobs": jobs, "workers": workers,
+                    "before": cutoff.to_string(), "retention_days": days,
+                })))
+                .await;
+        }
+        Err(e) => tracing::warn!(error = %e, "pruning operational data failed"),
+    }
+}
+
 /// One round of [`upkeep`].
 pub async fn run_upkeep(state: &AppState) {
     let days = i64::try_from(state.config().audit.retention_days).unwrap_or(183);
@@ -265,6 +309,7 @@ pub async fn run_upkeep(state: &AppState) {
         }
         Err(e) => tracing::warn!(error = %e, "audit pruning failed"),
     }
+    prune_operational_data(state).await;
     match state.store().delete_sessions_expired_before(state.now() - SignedDuration::from_hours(24)).await {
         Ok(0) => {}
         Ok(n) => tracing::debug!(deleted = n, "forgot ended sessions"),

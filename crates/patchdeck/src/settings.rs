@@ -10,6 +10,7 @@ use crate::web::error::ApiError;
 pub mod keys {
     pub const MFA_REQUIRED: &str = "auth.mfa_required";
     pub const ENROLLMENT_APPROVAL: &str = "enrollment.requires_approval";
+    pub const DEPLOYMENT_APPROVAL: &str = "deployments.require_approval";
     pub const OIDC: &str = "sso.oidc";
     /// The OIDC client secret, sealed with the data directory's `secret.key` (base64). Never
     /// returned by the API.
@@ -23,11 +24,14 @@ pub struct Settings {
     pub mfa_required: bool,
     /// New agents wait in an approval queue until an admin accepts them.
     pub enrollment_requires_approval: bool,
+    /// Every deployment's plan waits for an approver (an admin, or an operator other than its
+    /// creator) before it runs. Groups can require it for their hosts alone.
+    pub deployments_require_approval: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { mfa_required: true, enrollment_requires_approval: false }
+        Settings { mfa_required: true, enrollment_requires_approval: false, deployments_require_approval: false }
     }
 }
 
@@ -41,6 +45,12 @@ impl Settings {
                 store,
                 keys::ENROLLMENT_APPROVAL,
                 defaults.enrollment_requires_approval,
+            )
+            .await?,
+            deployments_require_approval: read_bool(
+                store,
+                keys::DEPLOYMENT_APPROVAL,
+                defaults.deployments_require_approval,
             )
             .await?,
         })

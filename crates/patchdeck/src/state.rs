@@ -43,6 +43,7 @@ struct Inner {
     /// Check-ins doing database work at once (`agents.max_concurrent_checkins`).
     checkin_slots: Arc<tokio::sync::Semaphore>,
     discoveries: crate::web::handlers::discoveries::Discoveries,
+    job_wake: crate::jobs::JobWake,
 }
 
 impl AppState {
@@ -69,6 +70,7 @@ impl AppState {
             spent: Mutex::new(HashMap::new()),
             sso: tokio::sync::Mutex::new(None),
             discoveries: Default::default(),
+            job_wake: Default::default(),
         }))
     }
 
@@ -85,6 +87,11 @@ impl AppState {
     /// This process's push-agent discoveries.
     pub fn discoveries(&self) -> &crate::web::handlers::discoveries::Discoveries {
         &self.0.discoveries
+    }
+
+    /// Wakes this process's job worker.
+    pub fn job_wake(&self) -> &crate::jobs::JobWake {
+        &self.0.job_wake
     }
 
     pub fn store(&self) -> &Store {

@@ -384,7 +384,7 @@ async fn worker_processes_share_the_push_hosts_through_a_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_work_stops_promptly() {
     let m = TestManager::start(Backend::Sqlite).await;
-    let background = patchdeck::server::Background::start(&m.state).await.unwrap();
+    let background = patchdeck::server::Background::start(&m.state, "serve").await.unwrap();
     // Let its push worker take the lease and start polling.
     tokio::time::sleep(Duration::from_millis(500)).await;
     tokio::time::timeout(Duration::from_secs(5), background.stop())

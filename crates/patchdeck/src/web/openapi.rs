@@ -7,7 +7,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::handlers::{
-    agent, audit, auth, ca, commands, discoveries, enrollments, events, groups, health, hosts, inventory, passkeys,
+    agent, audit, auth, ca, commands, deployments, discoveries, enrollments, events, groups, health, hosts, inventory, passkeys,
     registration_tokens, settings, sso, users,
 };
 
@@ -40,6 +40,10 @@ use super::handlers::{
         inventory::list_host_packages, inventory::list_host_updates, inventory::search_packages,
         discoveries::start_discovery, discoveries::list_discoveries, discoveries::get_discovery,
         discoveries::cancel_discovery,
+        deployments::create_deployment, deployments::list_deployments, deployments::get_deployment,
+        deployments::list_deployment_hosts, deployments::approve_deployment, deployments::cancel_deployment,
+        deployments::retry_deployment, deployments::rollback_deployment, deployments::get_group_policy,
+        deployments::set_group_policy, deployments::list_workers,
         enrollments::list_enrollments, enrollments::approve_enrollment, enrollments::reject_enrollment,
         events::stream_events, events::list_security_events,
         agent::enroll, agent::checkin, agent::put_inventory, agent::renew_certificate,

@@ -19,7 +19,7 @@ use tower_http::timeout::TimeoutLayer;
 use super::authz::{authorize, Permission};
 use super::handlers::agent::authorize_agent;
 use super::handlers::{
-    agent, audit, auth, ca, commands, discoveries, enrollments, events, groups, health, hosts, inventory, passkeys,
+    agent, audit, auth, ca, commands, deployments, discoveries, enrollments, events, groups, health, hosts, inventory, passkeys,
     registration_tokens, settings, sso, users,
 };
 use crate::state::AppState;
@@ -182,7 +182,19 @@ pub fn api(state: AppState) -> (Router, Vec<RouteSpec>) {
         .add(M::POST, "/agent/v1/enroll", P::Public, agent::enroll)
         .add(M::POST, "/agent/v1/checkin", P::Agent, agent::checkin)
         .add(M::PUT, "/agent/v1/inventory", P::Agent, agent::put_inventory)
-        .add(M::POST, "/agent/v1/certificate", P::Agent, agent::renew_certificate);
+        .add(M::POST, "/agent/v1/certificate", P::Agent, agent::renew_certificate)
+        // Deployments, group policy and workers (docs/deployments.md)
+        .add(M::GET, "/api/v1/deployments", P::HostsRead, deployments::list_deployments)
+        .add(M::POST, "/api/v1/deployments", P::HostsWrite, deployments::create_deployment)
+        .add(M::GET, "/api/v1/deployments/{id}", P::HostsRead, deployments::get_deployment)
+        .add(M::GET, "/api/v1/deployments/{id}/hosts", P::HostsRead, deployments::list_deployment_hosts)
+        .add(M::POST, "/api/v1/deployments/{id}/approve", P::HostsWrite, deployments::approve_deployment)
+        .add(M::POST, "/api/v1/deployments/{id}/cancel", P::HostsWrite, deployments::cancel_deployment)
+        .add(M::POST, "/api/v1/deployments/{id}/retry", P::HostsWrite, deployments::retry_deployment)
+        .add(M::POST, "/api/v1/deployments/{id}/rollback", P::HostsWrite, deployments::rollback_deployment)
+        .add(M::GET, "/api/v1/groups/{id}/policy", P::GroupsRead, deployments::get_group_policy)
+        .add(M::PUT, "/api/v1/groups/{id}/policy", P::Admin, deployments::set_group_policy)
+        .add(M::GET, "/api/v1/workers", P::Admin, deployments::list_workers);
     let Routes { router, agent_router, specs, .. } = routes;
     // A held check-in lasts at most the interval (≤ 1 h) plus the time to answer.
     let agent_timeout = state.config().agents.checkin_interval() + Duration::from_secs(120);

@@ -608,6 +608,7 @@ pub(crate) async fn apply_result(
                             })),
                     )
                     .await;
+                crate::deploy::command_finished(state, host, record.id).await;
             }
             publish_command(state, &record).await;
         }
@@ -730,6 +731,7 @@ pub async fn agent_upkeep(state: &AppState) -> anyhow::Result<()> {
     let result_timeout = SignedDuration::from_secs(i64::try_from(agents.command_result_timeout_secs)?);
     for command in state.store().sweep_commands(now, result_timeout).await? {
         publish_command(state, &command).await;
+        crate::deploy::command_finished(state, command.host_id, command.id).await;
     }
     Ok(())
 }

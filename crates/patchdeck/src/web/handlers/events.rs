@@ -128,7 +128,11 @@ impl Feed {
             };
             match received {
                 Ok(event) => {
-                    if self.in_scope(event.host_id()).await {
+                    let visible = match event.host_id() {
+                        Some(host) => self.in_scope(host).await,
+                        None => true,
+                    };
+                    if visible {
                         return Some(to_sse(&event));
                     }
                 }

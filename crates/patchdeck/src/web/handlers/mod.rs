@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod ca;
 pub mod commands;
+pub mod deployments;
 pub mod discoveries;
 pub mod enrollments;
 pub mod events;

@@ -26,6 +26,8 @@ pub struct SettingsPatch {
     pub mfa_required: Option<bool>,
     /// New agents wait for an admin's approval.
     pub enrollment_requires_approval: Option<bool>,
+    /// Every deployment waits for an approver.
+    pub deployments_require_approval: Option<bool>,
 }
 
 /// One setting to write.
@@ -63,6 +65,12 @@ impl SettingsPatch {
                 keys::ENROLLMENT_APPROVAL,
                 &current.enrollment_requires_approval,
                 self.enrollment_requires_approval.as_ref(),
+            )?,
+            Change::of(
+                "deployments_require_approval",
+                keys::DEPLOYMENT_APPROVAL,
+                &current.deployments_require_approval,
+                self.deployments_require_approval.as_ref(),
             )?,
         ];
         Ok(changes.into_iter().flatten().collect())
