@@ -59,6 +59,10 @@ id_type! {
     AuditId;
     /// Id of a WebAuthn credential row (not the authenticator's credential id).
     WebauthnCredentialId;
+    /// Id of a maintenance window.
+    MaintenanceWindowId;
+    /// Id of a blackout (change-freeze) period.
+    BlackoutId;
 }
 
 /// A stored text value that is not one of an enum's spellings.
