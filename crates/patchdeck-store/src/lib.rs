@@ -34,7 +34,7 @@
 //! operator [`Scope`], agent enrollment, approval and check-ins), host inventories (installed
 //! packages, available updates, the fleet package search), the agents' command queue,
 //! registration and API tokens, sessions and refresh tokens, certificates, the hash-chained audit
-//! log, and settings. Every method takes the time (`now`) as an argument:
+//! log, settings, and maintenance windows and blackouts. Every method takes the time (`now`) as an argument:
 //! the store never reads a clock.
 
 mod audit;
@@ -57,6 +57,7 @@ mod tokens;
 mod types;
 mod users;
 mod webauthn;
+mod windows;
 
 pub use audit::{AuditEntry, AuditFilter, AuditOutcome, ChainReport, NewAuditEntry};
 pub use certificates::{Certificate, CertificateFilter, CertificateKind, NewCertificate, RevokedCertificate};
@@ -88,8 +89,17 @@ pub use tokens::{
     API_TOKEN_TOUCH_INTERVAL_MS,
 };
 pub use types::{
+<<<<<<< HEAD
     ApiTokenId, AuditId, CertificateId, DeploymentId, GroupId, HostId, Page, Paging, RegistrationTokenId, SessionId, SortDir,
     UnknownVariant, UserId, WebauthnCredentialId, MAX_PAGE_SIZE,
+=======
+    ApiTokenId, AuditId, CertificateId, GroupId, HostId, Page, Paging, RegistrationTokenId, SessionId, SortDir,
+    UnknownVariant, UserId, WebauthnCredentialId, MAX_PAGE_SIZE, MaintenanceWindowId, BlackoutId,
+>>>>>>> wip/windows
 };
 pub use users::{AuthSource, LoginFailure, NewUser, OidcIdentity, Role, User, UserFilter, UserSort, UserUpdate};
 pub use webauthn::{NewWebauthnCredential, WebauthnCredential};
+pub use windows::{
+    format_time, parse_time, Blackout, BlackoutFields, BlackoutFilter, MaintenanceWindow, WindowFields, WindowFilter,
+    WindowTarget, MAX_NAME_CHARS,
+};

@@ -61,6 +61,10 @@ id_type! {
     WebauthnCredentialId;
     /// Id of a patch deployment.
     DeploymentId;
+    /// Id of a maintenance window.
+    MaintenanceWindowId;
+    /// Id of a blackout (change-freeze) period.
+    BlackoutId;
 }
 
 /// A stored text value that is not one of an enum's spellings.
