@@ -6,6 +6,9 @@
 //! a deployment is visible to a user when at least one of its hosts is, and only the hosts in
 //! scope are listed. Every action is audited; the engine's own steps are audited by it.
 
+// utoipa's `path` macro spells the `IntoParams` query types out in full.
+#![allow(unused_qualifications)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::State;
@@ -458,7 +461,7 @@ pub struct DeploymentQuery {
 
 /// Deployments with at least one host the caller can see, newest first.
 #[utoipa::path(get, path = "/api/v1/deployments", tag = "deployments",
-    params(crate::web::handlers::deployments::DeploymentQuery),
+    params(DeploymentQuery),
     responses((status = 200, body = ListResponse<DeploymentView>), (status = 400)))]
 pub async fn list_deployments(
     State(state): State<AppState>,
@@ -537,7 +540,7 @@ pub struct DeploymentHostQuery {
 /// The deployment's hosts in the caller's scope, with their plan, preview and outcome, in
 /// ring then host order.
 #[utoipa::path(get, path = "/api/v1/deployments/{id}/hosts", tag = "deployments",
-    params(("id" = i64, Path), crate::web::handlers::deployments::DeploymentHostQuery),
+    params(("id" = i64, Path), DeploymentHostQuery),
     responses((status = 200, body = ListResponse<DeploymentHostView>), (status = 404)))]
 pub async fn list_deployment_hosts(
     State(state): State<AppState>,
