@@ -17,6 +17,8 @@ pub mod registration_tokens;
 pub mod settings;
 pub mod sso;
 pub mod users;
+pub mod maintenance_windows;
+pub mod blackouts;
 
 use patchdeck_store::{Page, Paging};
 use serde::{Deserialize, Serialize};
