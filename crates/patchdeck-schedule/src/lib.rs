@@ -485,7 +485,8 @@ pub fn splay(host_id: i64, open: Interval, fraction: f64) -> Timestamp {
     if span == 0 {
         return open.start;
     }
-    let key = (host_id as u64) ^ splitmix64(open.start.as_nanosecond() as u64 ^ (open.start.as_nanosecond() >> 64) as u64);
+    let key =
+        (host_id as u64) ^ splitmix64(open.start.as_nanosecond() as u64 ^ (open.start.as_nanosecond() >> 64) as u64);
     let offset = (splitmix64(key) as i128) % span;
     Timestamp::from_nanosecond(open.start.as_nanosecond() + offset).unwrap_or(open.start)
 }
@@ -551,9 +552,8 @@ mod weekday_names {
         Vec::<String>::deserialize(d)?
             .iter()
             .map(|text| {
-                super::weekday_name::parse(text).ok_or_else(|| {
-                    serde::de::Error::custom(format!("unknown weekday {text:?}: use monday … sunday"))
-                })
+                super::weekday_name::parse(text)
+                    .ok_or_else(|| serde::de::Error::custom(format!("unknown weekday {text:?}: use monday … sunday")))
             })
             .collect()
     }

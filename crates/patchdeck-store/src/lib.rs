@@ -82,8 +82,8 @@ pub use tokens::{
     API_TOKEN_TOUCH_INTERVAL_MS,
 };
 pub use types::{
-    ApiTokenId, AuditId, CertificateId, GroupId, HostId, Page, Paging, RegistrationTokenId, SessionId, SortDir,
-    UnknownVariant, UserId, WebauthnCredentialId, MAX_PAGE_SIZE, MaintenanceWindowId, BlackoutId,
+    ApiTokenId, AuditId, BlackoutId, CertificateId, GroupId, HostId, MaintenanceWindowId, Page, Paging,
+    RegistrationTokenId, SessionId, SortDir, UnknownVariant, UserId, WebauthnCredentialId, MAX_PAGE_SIZE,
 };
 pub use users::{AuthSource, LoginFailure, NewUser, OidcIdentity, Role, User, UserFilter, UserSort, UserUpdate};
 pub use webauthn::{NewWebauthnCredential, WebauthnCredential};

@@ -248,13 +248,20 @@ async fn blackouts_create_list_update_delete(store: &Store) {
     let global = store.create_blackout(&blackout("year end", None, T0 + 100, T0 + 200), None, at(T0)).await.unwrap();
     assert_eq!(global.fields, blackout("year end", None, T0 + 100, T0 + 200));
     assert_eq!(global.interval().start, at(T0 + 100));
-    let web_freeze = store.create_blackout(&blackout("web launch", Some(web.id), T0, T0 + 50), None, at(T0)).await.unwrap();
+    let web_freeze =
+        store.create_blackout(&blackout("web launch", Some(web.id), T0, T0 + 50), None, at(T0)).await.unwrap();
     store.create_blackout(&blackout("db migration", Some(db.id), T0 + 10, T0 + 20), None, at(T0)).await.unwrap();
     assert_eq!(store.get_blackout(global.id).await.unwrap(), Some(global.clone()));
 
     let list = |filter: BlackoutFilter| async move { store.list_blackouts(&filter).await.unwrap() };
-    assert_eq!(blackout_names(&list(BlackoutFilter::new(Scope::All)).await), ["web launch", "db migration", "year end"]);
-    assert_eq!(blackout_names(&list(BlackoutFilter::new(Scope::Groups(vec![web.id]))).await), ["web launch", "year end"]);
+    assert_eq!(
+        blackout_names(&list(BlackoutFilter::new(Scope::All)).await),
+        ["web launch", "db migration", "year end"]
+    );
+    assert_eq!(
+        blackout_names(&list(BlackoutFilter::new(Scope::Groups(vec![web.id]))).await),
+        ["web launch", "year end"]
+    );
     assert_eq!(blackout_names(&list(BlackoutFilter::new(Scope::Groups(vec![]))).await), ["year end"]);
     let global_only = BlackoutFilter { global_only: true, ..BlackoutFilter::new(Scope::All) };
     assert_eq!(blackout_names(&list(global_only).await), ["year end"]);
@@ -266,7 +273,9 @@ async fn blackouts_create_list_update_delete(store: &Store) {
     let moved = blackout("web launch, moved", Some(db.id), T0 + 500, T0 + 900);
     let updated = store.update_blackout(web_freeze.id, &moved).await.unwrap();
     assert_eq!((updated.fields.clone(), updated.created_at), (moved, web_freeze.created_at));
-    for bad in [blackout("empty", None, T0, T0), blackout("backwards", None, T0 + 10, T0), blackout("", None, T0, T0 + 1)] {
+    for bad in
+        [blackout("empty", None, T0, T0), blackout("backwards", None, T0 + 10, T0), blackout("", None, T0, T0 + 1)]
+    {
         assert!(matches!(store.create_blackout(&bad, None, at(T0)).await, Err(Error::Invalid(_))), "{bad:?}");
         assert!(matches!(store.update_blackout(global.id, &bad).await, Err(Error::Invalid(_))), "{bad:?}");
     }
@@ -275,7 +284,10 @@ async fn blackouts_create_list_update_delete(store: &Store) {
     store.delete_blackout(global.id).await.unwrap();
     assert_eq!(store.get_blackout(global.id).await.unwrap(), None);
     assert!(matches!(store.delete_blackout(global.id).await, Err(Error::NotFound("blackout"))));
-    assert!(matches!(store.update_blackout(global.id, &blackout("x", None, T0, T0 + 1)).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.update_blackout(global.id, &blackout("x", None, T0, T0 + 1)).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 async fn blackouts_for_a_host_are_global_and_its_groups(store: &Store) {

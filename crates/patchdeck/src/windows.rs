@@ -128,12 +128,12 @@ pub async fn fleet_occurrences(
 ) -> Result<Vec<WindowOccurrence>, CalendarError> {
     let filter = WindowFilter { enabled_only: true, ..WindowFilter::new(scope.clone()) };
     let windows = store.list_maintenance_windows(&filter).await?;
-    let blackouts = store.list_blackouts(&BlackoutFilter { ending_after: Some(from), ..BlackoutFilter::new(Scope::All) })
-        .await?;
+    let blackouts =
+        store.list_blackouts(&BlackoutFilter { ending_after: Some(from), ..BlackoutFilter::new(Scope::All) }).await?;
     let mut host_groups: BTreeMap<HostId, BTreeSet<GroupId>> = BTreeMap::new();
     for host in windows.iter().filter_map(|w| w.fields.target.host_id()) {
-        if !host_groups.contains_key(&host) {
-            host_groups.insert(host, store.host_group_ids(host).await?.into_iter().collect());
+        if let std::collections::btree_map::Entry::Vacant(entry) = host_groups.entry(host) {
+            entry.insert(store.host_group_ids(host).await?.into_iter().collect());
         }
     }
     let mut out = Vec::new();

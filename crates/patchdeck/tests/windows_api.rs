@@ -156,7 +156,10 @@ both_backends!(bad_windows_and_blackouts_name_the_field, |m: TestManager| async 
     let cases = [
         (with(json!({ "time_zone": "Mars/Olympus_Mons" })), "time_zone"),
         (with(json!({ "recurrence": { "kind": "weekly", "days": [] } })), "recurrence.days"),
-        (with(json!({ "recurrence": { "kind": "monthly", "rule": "nth_weekday", "nth": 5, "weekday": "monday" } })), "recurrence.nth"),
+        (
+            with(json!({ "recurrence": { "kind": "monthly", "rule": "nth_weekday", "nth": 5, "weekday": "monday" } })),
+            "recurrence.nth",
+        ),
         (with(json!({ "recurrence": { "kind": "monthly", "rule": "day_of_month", "day": 0 } })), "recurrence.day"),
         (with(json!({ "duration_minutes": 0 })), "duration_minutes"),
         (with(json!({ "duration_minutes": 10_081 })), "duration_minutes"),
@@ -184,7 +187,10 @@ both_backends!(bad_windows_and_blackouts_name_the_field, |m: TestManager| async 
         (blackout("2030-06-02T00:00:00Z", "2030-06-02T00:00:00Z"), "ends_at"),
         (blackout("2030-06-02T00:00:00Z", "2030-06-01T00:00:00Z"), "ends_at"),
         (blackout("yesterday", "2030-06-01T00:00:00Z"), "starts_at"),
-        (json!({ "name": "x", "group_id": 9999, "starts_at": "2030-06-01T00:00:00Z", "ends_at": "2030-06-02T00:00:00Z" }), "group_id"),
+        (
+            json!({ "name": "x", "group_id": 9999, "starts_at": "2030-06-01T00:00:00Z", "ends_at": "2030-06-02T00:00:00Z" }),
+            "group_id",
+        ),
         (json!({ "name": "", "starts_at": "2030-06-01T00:00:00Z", "ends_at": "2030-06-02T00:00:00Z" }), "name"),
     ] {
         let (status, answer) = admin.post("/api/v1/blackouts", body.clone()).await;
@@ -332,23 +338,32 @@ both_backends!(occurrences_for_a_host_a_group_and_the_fleet, |m: TestManager| as
     let week = "from=2030-06-03T00:00:00Z&to=2030-06-10T00:00:00Z";
     // h1: its own nightly window every day, and its group's weekend window.
     let host = occurrences(format!("{week}&host_id={h1}")).await;
-    let of = |items: &[Value], window: i64| items.iter().filter(|o| o["window_id"] == window).cloned().collect::<Vec<_>>();
+    let of =
+        |items: &[Value], window: i64| items.iter().filter(|o| o["window_id"] == window).cloned().collect::<Vec<_>>();
     assert_eq!(host.len(), 9, "{host:?}");
     assert_eq!(of(&host, nightly).len(), 7);
     let weekend_items = of(&host, group_window);
     assert_eq!(weekend_items.len(), 2);
     assert_eq!(weekend_items[0]["group_id"], web);
     assert_eq!(weekend_items[0]["host_id"], Value::Null);
-    assert_eq!((weekend_items[0]["start"].clone(), weekend_items[0]["end"].clone()),
-               (json!("2030-06-08T00:00:00Z"), json!("2030-06-08T03:00:00Z")));
-    assert_eq!(weekend_items[0]["blocked"], json!([{ "start": "2030-06-08T00:00:00Z", "end": "2030-06-08T01:00:00Z" }]));
+    assert_eq!(
+        (weekend_items[0]["start"].clone(), weekend_items[0]["end"].clone()),
+        (json!("2030-06-08T00:00:00Z"), json!("2030-06-08T03:00:00Z"))
+    );
+    assert_eq!(
+        weekend_items[0]["blocked"],
+        json!([{ "start": "2030-06-08T00:00:00Z", "end": "2030-06-08T01:00:00Z" }])
+    );
     assert_eq!(weekend_items[1]["blocked"], json!([]));
     let starts: Vec<&str> = host.iter().map(|o| o["start"].as_str().unwrap()).collect();
     assert!(starts.windows(2).all(|p| p[0] <= p[1]), "in start order: {starts:?}");
 
     // The group: its own windows only.
     let group = occurrences(format!("{week}&group_id={web}")).await;
-    assert_eq!(group.iter().map(|o| o["window_id"].as_i64().unwrap()).collect::<Vec<_>>(), [group_window, group_window]);
+    assert_eq!(
+        group.iter().map(|o| o["window_id"].as_i64().unwrap()).collect::<Vec<_>>(),
+        [group_window, group_window]
+    );
     assert_eq!(group[0]["blocked"].as_array().unwrap().len(), 1);
 
     // The fleet over June: every enabled window; June has no 31st, so the 30th.
@@ -387,13 +402,19 @@ both_backends!(next_window_inherits_clips_and_catches_up, |m: TestManager| async
     };
     // No window applies: null, and why.
     let none = next(loner, "").await;
-    assert_eq!((none["open"].clone(), none["reason"].clone(), none["windows"].clone()), (Value::Null, json!("no_windows"), json!(0)));
+    assert_eq!(
+        (none["open"].clone(), none["reason"].clone(), none["windows"].clone()),
+        (Value::Null, json!("no_windows"), json!(0))
+    );
     assert_eq!(none["splay_start"], Value::Null);
 
     // Inherited from the group, with the blackout cut off the front: Saturday 01:00–03:00 UTC.
     let saturday = json!({ "start": "2030-06-08T01:00:00Z", "end": "2030-06-08T03:00:00Z" });
     let body = next(member, "").await;
-    assert_eq!((body["open"].clone(), body["open_now"].clone(), body["reason"].clone()), (saturday.clone(), json!(false), Value::Null));
+    assert_eq!(
+        (body["open"].clone(), body["open_now"].clone(), body["reason"].clone()),
+        (saturday.clone(), json!(false), Value::Null)
+    );
     assert_eq!(body["windows"], 1);
     let splay: Timestamp = body["splay_start"].as_str().unwrap().parse().unwrap();
     let open_start: Timestamp = "2030-06-08T01:00:00Z".parse().unwrap();
@@ -404,7 +425,10 @@ both_backends!(next_window_inherits_clips_and_catches_up, |m: TestManager| async
     // In the blackout: blocked now, the open part after it is next.
     travel_to(&m, "2030-06-08T00:30:00Z");
     let body = next(member, "").await;
-    assert_eq!((body["blocked_now"].clone(), body["open_now"].clone(), body["open"].clone()), (json!(true), json!(false), saturday.clone()));
+    assert_eq!(
+        (body["blocked_now"].clone(), body["open_now"].clone(), body["open"].clone()),
+        (json!(true), json!(false), saturday.clone())
+    );
     // Inside the window: open now.
     travel_to(&m, "2030-06-08T01:30:00Z");
     let body = next(member, "").await;
@@ -422,6 +446,9 @@ both_backends!(next_window_inherits_clips_and_catches_up, |m: TestManager| async
     once["recurrence"] = json!({ "kind": "once", "date": "2030-06-01" });
     create(&admin, "/api/v1/maintenance-windows", once).await;
     let body = next(loner, "").await;
-    assert_eq!((body["open"].clone(), body["reason"].clone(), body["windows"].clone()), (Value::Null, json!("none_within_horizon"), json!(1)));
+    assert_eq!(
+        (body["open"].clone(), body["reason"].clone(), body["windows"].clone()),
+        (Value::Null, json!("none_within_horizon"), json!(1))
+    );
     m.stop().await;
 });

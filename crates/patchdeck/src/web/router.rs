@@ -183,10 +183,20 @@ pub fn api(state: AppState) -> (Router, Vec<RouteSpec>) {
         // blackouts (admins; everyone sees the global ones and their groups')
         .add(M::GET, "/api/v1/maintenance-windows", P::HostsRead, maintenance_windows::list_maintenance_windows)
         .add(M::POST, "/api/v1/maintenance-windows", P::HostsWrite, maintenance_windows::create_maintenance_window)
-        .add(M::GET, "/api/v1/maintenance-windows/occurrences", P::HostsRead, maintenance_windows::list_window_occurrences)
+        .add(
+            M::GET,
+            "/api/v1/maintenance-windows/occurrences",
+            P::HostsRead,
+            maintenance_windows::list_window_occurrences,
+        )
         .add(M::GET, "/api/v1/maintenance-windows/{id}", P::HostsRead, maintenance_windows::get_maintenance_window)
         .add(M::PUT, "/api/v1/maintenance-windows/{id}", P::HostsWrite, maintenance_windows::update_maintenance_window)
-        .add(M::DELETE, "/api/v1/maintenance-windows/{id}", P::HostsWrite, maintenance_windows::delete_maintenance_window)
+        .add(
+            M::DELETE,
+            "/api/v1/maintenance-windows/{id}",
+            P::HostsWrite,
+            maintenance_windows::delete_maintenance_window,
+        )
         .add(M::GET, "/api/v1/hosts/{id}/next-window", P::HostsRead, maintenance_windows::get_host_next_window)
         .add(M::GET, "/api/v1/blackouts", P::HostsRead, blackouts::list_blackouts)
         .add(M::POST, "/api/v1/blackouts", P::Admin, blackouts::create_blackout)

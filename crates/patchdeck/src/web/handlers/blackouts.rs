@@ -112,8 +112,7 @@ async fn check_request(state: &AppState, body: BlackoutRequest) -> ApiResult<Bla
 
 /// The blackout `id` if the caller may see it (global ones and their groups'), else 404.
 async fn load_visible(state: &AppState, principal: &Principal, id: i64) -> ApiResult<Blackout> {
-    let blackout =
-        state.store().get_blackout(BlackoutId(id)).await?.ok_or_else(|| ApiError::not_found("blackout"))?;
+    let blackout = state.store().get_blackout(BlackoutId(id)).await?.ok_or_else(|| ApiError::not_found("blackout"))?;
     match blackout.fields.group_id {
         Some(group) if !principal.is_admin() && !principal.groups.contains(&group) => {
             Err(ApiError::not_found("blackout"))

@@ -14,8 +14,8 @@ use axum::http::StatusCode;
 use jiff::{SignedDuration, Timestamp};
 use patchdeck_schedule::{splay, Calendar, Interval, Recurrence, ScheduleError, HORIZON_DAYS};
 use patchdeck_store::{
-    format_time, parse_time, GroupId, MaintenanceWindow, MaintenanceWindowId, WindowFields, WindowFilter,
-    WindowTarget, MAX_NAME_CHARS,
+    format_time, parse_time, GroupId, MaintenanceWindow, MaintenanceWindowId, WindowFields, WindowFilter, WindowTarget,
+    MAX_NAME_CHARS,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
