@@ -141,7 +141,13 @@ impl ScheduleError {
 pub fn resolve_time_zone(name: &str) -> Result<TimeZone, ScheduleError> {
     let unknown = || ScheduleError::UnknownTimeZone(name.to_owned());
     // A name, not a POSIX TZ string or a path.
-    if name.is_empty() || name.len() > 64 || name.starts_with('/') || name.contains("..") {
+    // jiff answers `Etc/Unknown` with its "unknown" zone; that is no place's time.
+    if name.is_empty()
+        || name.len() > 64
+        || name.starts_with('/')
+        || name.contains("..")
+        || name.eq_ignore_ascii_case("Etc/Unknown")
+    {
         return Err(unknown());
     }
     jiff::tz::db().get(name).or_else(|_| TimeZoneDatabase::bundled().get(name)).map_err(|_| unknown())

@@ -273,6 +273,8 @@ fn validation_names_the_field() {
         (WindowSpec { time_zone: "Mars/Olympus".into(), ..ok.clone() }, "time_zone"),
         (WindowSpec { time_zone: "".into(), ..ok.clone() }, "time_zone"),
         (WindowSpec { time_zone: "/etc/passwd".into(), ..ok.clone() }, "time_zone"),
+        (WindowSpec { time_zone: "Etc/Unknown".into(), ..ok.clone() }, "time_zone"),
+        (WindowSpec { time_zone: "EST5EDT,M3.2.0,M11.1.0".into(), ..ok.clone() }, "time_zone"),
         (WindowSpec { recurrence: Recurrence::Weekly { days: vec![] }, ..ok.clone() }, "recurrence.days"),
         (
             WindowSpec {
