@@ -374,6 +374,15 @@ both_backends!(occurrences_for_a_host_a_group_and_the_fleet, |m: TestManager| as
     assert_eq!(month.len(), 1);
     assert_eq!((month[0]["start"].clone(), month[0]["host_id"].clone()), (json!("2030-06-30T01:00:00Z"), json!(h2)));
     assert_eq!(fleet.len(), 37, "the disabled db window is left out");
+
+    // Across spring forward in New York (2031-03-09): 02:30 does not exist and runs at 03:00 EDT.
+    let h3 = new_host(&admin, "h3.example.com").await;
+    let early = json!({ "name": "early", "host_id": h3, "recurrence": { "kind": "daily" },
+                        "start_time": "02:30", "duration_minutes": 30, "time_zone": "America/New_York" });
+    create(&admin, "/api/v1/maintenance-windows", early).await;
+    let dst = occurrences(format!("from=2031-03-08T00:00:00Z&to=2031-03-11T00:00:00Z&host_id={h3}")).await;
+    let starts: Vec<&str> = dst.iter().map(|o| o["start"].as_str().unwrap()).collect();
+    assert_eq!(starts, ["2031-03-08T07:30:00Z", "2031-03-09T07:00:00Z", "2031-03-10T06:30:00Z"]);
     m.stop().await;
 });
 
