@@ -141,7 +141,13 @@ impl ScheduleError {
 pub fn resolve_time_zone(name: &str) -> Result<TimeZone, ScheduleError> {
     let unknown = || ScheduleError::UnknownTimeZone(name.to_owned());
     // A name, not a POSIX TZ string or a path.
-    if name.is_empty() || name.len() > 64 || name.starts_with('/') || name.contains("..") {
+    // jiff answers `Etc/Unknown` with its "unknown" zone; that is no place's time.
+    if name.is_empty()
+        || name.len() > 64
+        || name.starts_with('/')
+        || name.contains("..")
+        || name.eq_ignore_ascii_case("Etc/Unknown")
+    {
         return Err(unknown());
     }
     jiff::tz::db().get(name).or_else(|_| TimeZoneDatabase::bundled().get(name)).map_err(|_| unknown())
@@ -485,7 +491,8 @@ pub fn splay(host_id: i64, open: Interval, fraction: f64) -> Timestamp {
     if span == 0 {
         return open.start;
     }
-    let key = (host_id as u64) ^ splitmix64(open.start.as_nanosecond() as u64 ^ (open.start.as_nanosecond() >> 64) as u64);
+    let key =
+        (host_id as u64) ^ splitmix64(open.start.as_nanosecond() as u64 ^ (open.start.as_nanosecond() >> 64) as u64);
     let offset = (splitmix64(key) as i128) % span;
     Timestamp::from_nanosecond(open.start.as_nanosecond() + offset).unwrap_or(open.start)
 }
@@ -551,9 +558,8 @@ mod weekday_names {
         Vec::<String>::deserialize(d)?
             .iter()
             .map(|text| {
-                super::weekday_name::parse(text).ok_or_else(|| {
-                    serde::de::Error::custom(format!("unknown weekday {text:?}: use monday … sunday"))
-                })
+                super::weekday_name::parse(text)
+                    .ok_or_else(|| serde::de::Error::custom(format!("unknown weekday {text:?}: use monday … sunday")))
             })
             .collect()
     }

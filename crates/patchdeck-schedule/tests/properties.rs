@@ -62,17 +62,15 @@ fn window(recurrence: impl Strategy<Value = Recurrence>) -> impl Strategy<Value 
 }
 
 fn blackouts(around: Timestamp) -> impl Strategy<Value = Vec<Interval>> {
-    proptest::collection::vec((-40_i64 * 24 * 60..40 * 24 * 60, 1_i64..5 * 24 * 60), 0..4).prop_map(
-        move |spans| {
-            spans
-                .into_iter()
-                .map(|(offset, length)| {
-                    let start = around + SignedDuration::from_mins(offset);
-                    Interval { start, end: start + SignedDuration::from_mins(length) }
-                })
-                .collect()
-        },
-    )
+    proptest::collection::vec((-40_i64 * 24 * 60..40 * 24 * 60, 1_i64..5 * 24 * 60), 0..4).prop_map(move |spans| {
+        spans
+            .into_iter()
+            .map(|(offset, length)| {
+                let start = around + SignedDuration::from_mins(offset);
+                Interval { start, end: start + SignedDuration::from_mins(length) }
+            })
+            .collect()
+    })
 }
 
 fn calendar() -> impl Strategy<Value = (Calendar, Timestamp)> {

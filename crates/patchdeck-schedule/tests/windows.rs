@@ -273,13 +273,24 @@ fn validation_names_the_field() {
         (WindowSpec { time_zone: "Mars/Olympus".into(), ..ok.clone() }, "time_zone"),
         (WindowSpec { time_zone: "".into(), ..ok.clone() }, "time_zone"),
         (WindowSpec { time_zone: "/etc/passwd".into(), ..ok.clone() }, "time_zone"),
+        (WindowSpec { time_zone: "Etc/Unknown".into(), ..ok.clone() }, "time_zone"),
+        (WindowSpec { time_zone: "EST5EDT,M3.2.0,M11.1.0".into(), ..ok.clone() }, "time_zone"),
         (WindowSpec { recurrence: Recurrence::Weekly { days: vec![] }, ..ok.clone() }, "recurrence.days"),
         (
-            WindowSpec { recurrence: Recurrence::Weekly { days: vec![Weekday::Monday, Weekday::Monday] }, ..ok.clone() },
+            WindowSpec {
+                recurrence: Recurrence::Weekly { days: vec![Weekday::Monday, Weekday::Monday] },
+                ..ok.clone()
+            },
             "recurrence.days",
         ),
-        (WindowSpec { recurrence: Recurrence::Monthly(MonthlyRule::DayOfMonth { day: 0 }), ..ok.clone() }, "recurrence.day"),
-        (WindowSpec { recurrence: Recurrence::Monthly(MonthlyRule::DayOfMonth { day: 32 }), ..ok.clone() }, "recurrence.day"),
+        (
+            WindowSpec { recurrence: Recurrence::Monthly(MonthlyRule::DayOfMonth { day: 0 }), ..ok.clone() },
+            "recurrence.day",
+        ),
+        (
+            WindowSpec { recurrence: Recurrence::Monthly(MonthlyRule::DayOfMonth { day: 32 }), ..ok.clone() },
+            "recurrence.day",
+        ),
         (
             WindowSpec {
                 recurrence: Recurrence::Monthly(MonthlyRule::NthWeekday { nth: 5, weekday: Weekday::Monday }),
@@ -316,7 +327,10 @@ fn recurrences_serialize_tagged_in_snake_case() {
             Recurrence::Weekly { days: vec![Weekday::Monday, Weekday::Sunday] },
             r#"{"kind":"weekly","days":["monday","sunday"]}"#,
         ),
-        (Recurrence::Monthly(MonthlyRule::DayOfMonth { day: 31 }), r#"{"kind":"monthly","rule":"day_of_month","day":31}"#),
+        (
+            Recurrence::Monthly(MonthlyRule::DayOfMonth { day: 31 }),
+            r#"{"kind":"monthly","rule":"day_of_month","day":31}"#,
+        ),
         (
             Recurrence::Monthly(MonthlyRule::NthWeekday { nth: -1, weekday: Weekday::Friday }),
             r#"{"kind":"monthly","rule":"nth_weekday","nth":-1,"weekday":"friday"}"#,
@@ -340,9 +354,7 @@ fn splay_spreads_hosts_deterministically_inside_the_interval() {
     let distinct: std::collections::BTreeSet<_> = firsts.iter().map(|t| t.as_second()).collect();
     assert!(distinct.len() > 930, "a thousand hosts do not start in the same second: {}", distinct.len());
     // Each quarter of the spread gets a fair share.
-    let quarter = |q: i64| {
-        firsts.iter().filter(|t| (t.as_second() - open.start.as_second()) / 3600 == q).count()
-    };
+    let quarter = |q: i64| firsts.iter().filter(|t| (t.as_second() - open.start.as_second()) / 3600 == q).count();
     assert!((0..4).all(|q| quarter(q) > 150), "{:?}", (0..4).map(quarter).collect::<Vec<_>>());
     assert_eq!(splay(7, open, 0.0), open.start);
     assert_eq!(splay(7, open, f64::NAN), open.start);

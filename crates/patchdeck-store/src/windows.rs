@@ -455,7 +455,10 @@ impl Store {
             let p = sql.arg(ms(after));
             sql.condition(format!("b.ends_at > {p}"));
         }
-        sql.push(&format!("SELECT {BLACKOUT_COLUMNS} FROM blackouts b{} ORDER BY b.starts_at, b.id", sql.where_clause()));
+        sql.push(&format!(
+            "SELECT {BLACKOUT_COLUMNS} FROM blackouts b{} ORDER BY b.starts_at, b.id",
+            sql.where_clause()
+        ));
         let rows = sql.query().fetch_all(&self.pool).await?;
         rows.iter().map(blackout_from_row).collect()
     }

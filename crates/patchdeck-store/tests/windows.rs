@@ -9,6 +9,7 @@ use patchdeck_testkit::pg::TestDatabase;
 
 struct Harness {
     store: Store,
+    config: DatabaseConfig,
     _dir: tempfile::TempDir,
     _pg: Option<TestDatabase>,
 }
@@ -29,7 +30,7 @@ impl Harness {
     async fn open(config: DatabaseConfig, dir: tempfile::TempDir, pg: Option<TestDatabase>) -> Harness {
         let store = Store::connect_with(&config, &StoreOptions::default()).await.expect("connect");
         store.migrate().await.expect("migrate");
-        Harness { store, _dir: dir, _pg: pg }
+        Harness { store, config, _dir: dir, _pg: pg }
     }
 }
 
@@ -39,7 +40,8 @@ macro_rules! both {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(&super::Harness::sqlite().await.store).await;
+                    let harness = super::Harness::sqlite().await;
+                    super::$name(&harness.store, &harness.config).await;
                 }
             )+
         }
@@ -47,7 +49,8 @@ macro_rules! both {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(&super::Harness::postgres().await.store).await;
+                    let harness = super::Harness::postgres().await;
+                    super::$name(&harness.store, &harness.config).await;
                 }
             )+
         }
@@ -62,6 +65,7 @@ both!(
     blackouts_create_list_update_delete,
     blackouts_for_a_host_are_global_and_its_groups,
     deleting_a_host_or_group_deletes_its_windows,
+    the_database_refuses_a_window_for_both_or_neither,
 );
 
 fn at(seconds: i64) -> Timestamp {
@@ -107,7 +111,7 @@ fn blackout_names(blackouts: &[Blackout]) -> Vec<&str> {
     blackouts.iter().map(|b| b.fields.name.as_str()).collect()
 }
 
-async fn windows_create_get_update_delete(store: &Store) {
+async fn windows_create_get_update_delete(store: &Store, _config: &DatabaseConfig) {
     let admin = store
         .create_user(
             &NewUser {
@@ -157,7 +161,7 @@ async fn windows_create_get_update_delete(store: &Store) {
     store.delete_user(admin.id).await.unwrap();
 }
 
-async fn windows_are_checked(store: &Store) {
+async fn windows_are_checked(store: &Store, _config: &DatabaseConfig) {
     let web = store.create_host(&host("web1"), at(T0)).await.unwrap();
     let ok = window("w", WindowTarget::Host(web.id));
     let bad = [
@@ -186,7 +190,7 @@ async fn windows_are_checked(store: &Store) {
     assert!(store.list_maintenance_windows(&WindowFilter::new(Scope::All)).await.unwrap().is_empty());
 }
 
-async fn windows_for_a_host_include_its_groups(store: &Store) {
+async fn windows_for_a_host_include_its_groups(store: &Store, _config: &DatabaseConfig) {
     let web = store.create_group("web", "", at(T0)).await.unwrap();
     let eu = store.create_group("eu", "", at(T0)).await.unwrap();
     let other = store.create_group("other", "", at(T0)).await.unwrap();
@@ -218,7 +222,7 @@ async fn windows_for_a_host_include_its_groups(store: &Store) {
     assert_eq!(store.list_maintenance_windows(&enabled).await.unwrap().len(), 5);
 }
 
-async fn window_listing_follows_the_scope(store: &Store) {
+async fn window_listing_follows_the_scope(store: &Store, _config: &DatabaseConfig) {
     let web = store.create_group("web", "", at(T0)).await.unwrap();
     let db = store.create_group("db", "", at(T0)).await.unwrap();
     let in_web = store.create_host(&host("in-web"), at(T0)).await.unwrap();
@@ -242,19 +246,26 @@ async fn window_listing_follows_the_scope(store: &Store) {
     assert_eq!(names(&list(Scope::Groups(vec![web.id, db.id])).await), ["in-web", "in-db", "loose", "web", "db"]);
 }
 
-async fn blackouts_create_list_update_delete(store: &Store) {
+async fn blackouts_create_list_update_delete(store: &Store, _config: &DatabaseConfig) {
     let web = store.create_group("web", "", at(T0)).await.unwrap();
     let db = store.create_group("db", "", at(T0)).await.unwrap();
     let global = store.create_blackout(&blackout("year end", None, T0 + 100, T0 + 200), None, at(T0)).await.unwrap();
     assert_eq!(global.fields, blackout("year end", None, T0 + 100, T0 + 200));
     assert_eq!(global.interval().start, at(T0 + 100));
-    let web_freeze = store.create_blackout(&blackout("web launch", Some(web.id), T0, T0 + 50), None, at(T0)).await.unwrap();
+    let web_freeze =
+        store.create_blackout(&blackout("web launch", Some(web.id), T0, T0 + 50), None, at(T0)).await.unwrap();
     store.create_blackout(&blackout("db migration", Some(db.id), T0 + 10, T0 + 20), None, at(T0)).await.unwrap();
     assert_eq!(store.get_blackout(global.id).await.unwrap(), Some(global.clone()));
 
     let list = |filter: BlackoutFilter| async move { store.list_blackouts(&filter).await.unwrap() };
-    assert_eq!(blackout_names(&list(BlackoutFilter::new(Scope::All)).await), ["web launch", "db migration", "year end"]);
-    assert_eq!(blackout_names(&list(BlackoutFilter::new(Scope::Groups(vec![web.id]))).await), ["web launch", "year end"]);
+    assert_eq!(
+        blackout_names(&list(BlackoutFilter::new(Scope::All)).await),
+        ["web launch", "db migration", "year end"]
+    );
+    assert_eq!(
+        blackout_names(&list(BlackoutFilter::new(Scope::Groups(vec![web.id]))).await),
+        ["web launch", "year end"]
+    );
     assert_eq!(blackout_names(&list(BlackoutFilter::new(Scope::Groups(vec![]))).await), ["year end"]);
     let global_only = BlackoutFilter { global_only: true, ..BlackoutFilter::new(Scope::All) };
     assert_eq!(blackout_names(&list(global_only).await), ["year end"]);
@@ -266,7 +277,9 @@ async fn blackouts_create_list_update_delete(store: &Store) {
     let moved = blackout("web launch, moved", Some(db.id), T0 + 500, T0 + 900);
     let updated = store.update_blackout(web_freeze.id, &moved).await.unwrap();
     assert_eq!((updated.fields.clone(), updated.created_at), (moved, web_freeze.created_at));
-    for bad in [blackout("empty", None, T0, T0), blackout("backwards", None, T0 + 10, T0), blackout("", None, T0, T0 + 1)] {
+    for bad in
+        [blackout("empty", None, T0, T0), blackout("backwards", None, T0 + 10, T0), blackout("", None, T0, T0 + 1)]
+    {
         assert!(matches!(store.create_blackout(&bad, None, at(T0)).await, Err(Error::Invalid(_))), "{bad:?}");
         assert!(matches!(store.update_blackout(global.id, &bad).await, Err(Error::Invalid(_))), "{bad:?}");
     }
@@ -275,10 +288,13 @@ async fn blackouts_create_list_update_delete(store: &Store) {
     store.delete_blackout(global.id).await.unwrap();
     assert_eq!(store.get_blackout(global.id).await.unwrap(), None);
     assert!(matches!(store.delete_blackout(global.id).await, Err(Error::NotFound("blackout"))));
-    assert!(matches!(store.update_blackout(global.id, &blackout("x", None, T0, T0 + 1)).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.update_blackout(global.id, &blackout("x", None, T0, T0 + 1)).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
-async fn blackouts_for_a_host_are_global_and_its_groups(store: &Store) {
+async fn blackouts_for_a_host_are_global_and_its_groups(store: &Store, _config: &DatabaseConfig) {
     let web = store.create_group("web", "", at(T0)).await.unwrap();
     let db = store.create_group("db", "", at(T0)).await.unwrap();
     let h = store.create_host(&host("h"), at(T0)).await.unwrap();
@@ -292,7 +308,7 @@ async fn blackouts_for_a_host_are_global_and_its_groups(store: &Store) {
     assert_eq!(blackout_names(&store.blackouts_for_host(loose.id).await.unwrap()), ["global"]);
 }
 
-async fn deleting_a_host_or_group_deletes_its_windows(store: &Store) {
+async fn deleting_a_host_or_group_deletes_its_windows(store: &Store, _config: &DatabaseConfig) {
     let web = store.create_group("web", "", at(T0)).await.unwrap();
     let h = store.create_host(&host("h"), at(T0)).await.unwrap();
     let own = store.create_maintenance_window(&window("own", WindowTarget::Host(h.id)), None, at(T0)).await.unwrap();
@@ -305,4 +321,27 @@ async fn deleting_a_host_or_group_deletes_its_windows(store: &Store) {
     store.delete_group(web.id).await.unwrap();
     assert_eq!(store.get_maintenance_window(group.id).await.unwrap(), None);
     assert_eq!(store.get_blackout(freeze.id).await.unwrap(), None);
+}
+
+/// The CHECK behind `WindowTarget`: a row written past the store (an old version, a hand edit)
+/// still cannot belong to both a host and a group, or to neither.
+async fn the_database_refuses_a_window_for_both_or_neither(store: &Store, config: &DatabaseConfig) {
+    let web = store.create_group("web", "", at(T0)).await.unwrap();
+    let h = store.create_host(&host("h"), at(T0)).await.unwrap();
+    sqlx::any::install_default_drivers();
+    let url = match config {
+        DatabaseConfig::Sqlite { path } => format!("sqlite://{}", path.display()),
+        DatabaseConfig::Postgres { url } => url.clone(),
+    };
+    let raw = sqlx::AnyPool::connect(&url).await.unwrap();
+    let insert = "INSERT INTO maintenance_windows (name, host_id, group_id, recurrence, start_time, \
+                  duration_minutes, time_zone, enabled, created_at, updated_at) \
+                  VALUES ('x', $1, $2, '{\"kind\":\"daily\"}', '02:00', 60, 'UTC', 1, 0, 0)";
+    for (host_id, group_id) in [(Some(h.id.0), Some(web.id.0)), (None, None)] {
+        let err = sqlx::query(insert).bind(host_id).bind(group_id).execute(&raw).await.unwrap_err();
+        assert!(err.to_string().to_lowercase().contains("check"), "{err}");
+    }
+    sqlx::query(insert).bind(Some(h.id.0)).bind(None::<i64>).execute(&raw).await.unwrap();
+    assert_eq!(names(&store.windows_for_host(h.id).await.unwrap()), ["x"], "a row written by hand reads back");
+    raw.close().await;
 }

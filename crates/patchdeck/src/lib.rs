@@ -8,6 +8,7 @@
 //! - [`web`]: the HTTP layer: routes and permissions, authentication, handlers, errors.
 //! - [`hub`]: wake-ups of held agent check-ins and live events, across replicas.
 //! - [`audit`], [`settings`], [`metrics`], [`clock`]: cross-cutting pieces.
+//! - [`windows`]: a host's or group's maintenance windows and blackouts as a calendar.
 
 pub mod audit;
 pub mod cli;
@@ -23,3 +24,4 @@ pub mod server;
 pub mod settings;
 pub mod state;
 pub mod web;
+pub mod windows;

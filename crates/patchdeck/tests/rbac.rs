@@ -42,6 +42,9 @@ struct Fixtures {
     command: String,
     /// A discovery (of one address where nothing listens).
     discovery: String,
+    /// A maintenance window of `group` and a blackout of `group`.
+    maintenance_window: i64,
+    blackout: i64,
 }
 
 impl Fixtures {
@@ -104,7 +107,26 @@ impl Fixtures {
         let command = store.queue_command(&command, now).await.unwrap().id.to_string();
         let (status, discovery) = admin.post("/api/v1/discoveries", json!({ "cidr": "127.0.0.1/32", "port": 9 })).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{discovery}");
+        let group_id = group["id"].as_i64().unwrap();
+        let (status, window) = admin
+            .post(
+                "/api/v1/maintenance-windows",
+                json!({ "name": "matrix", "group_id": group_id, "recurrence": { "kind": "daily" },
+                        "start_time": "02:00", "duration_minutes": 60, "time_zone": "UTC" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{window}");
+        let (status, blackout) = admin
+            .post(
+                "/api/v1/blackouts",
+                json!({ "name": "matrix", "group_id": group_id, "starts_at": "2030-01-01T00:00:00Z",
+                        "ends_at": "2030-01-02T00:00:00Z" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{blackout}");
         Fixtures {
+            maintenance_window: window["id"].as_i64().unwrap(),
+            blackout: blackout["id"].as_i64().unwrap(),
             command,
             discovery: discovery["id"].as_str().unwrap().to_owned(),
             user: user.id.0,
@@ -130,6 +152,8 @@ impl Fixtures {
             ("sessions", "id") => self.session.to_string(),
             ("tokens", "id") => self.api_token.to_string(),
             ("passkeys", "id") => self.passkey.to_string(),
+            ("maintenance-windows", "id") => self.maintenance_window.to_string(),
+            ("blackouts", "id") => self.blackout.to_string(),
             (_, "serial") => self.serial.clone(),
             _ => panic!("no fixture for {{{name}}} in {path}: add one to Fixtures"),
         }
@@ -354,6 +378,8 @@ async fn snapshot(m: &TestManager, admin: &Client, fixtures: &Fixtures) -> Value
         format!("/api/v1/users/{user}/sessions"),
         format!("/api/v1/groups/{group}/members"),
         format!("/api/v1/hosts/{host}"),
+        "/api/v1/maintenance-windows?limit=500".to_owned(),
+        "/api/v1/blackouts?limit=500".to_owned(),
     ] {
         let (status, body) = admin.get(&path).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");

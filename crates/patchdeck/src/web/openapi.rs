@@ -10,6 +10,7 @@ use super::handlers::{
     agent, audit, auth, ca, commands, deployments, discoveries, enrollments, events, groups, health, hosts, inventory, passkeys,
     registration_tokens, settings, sso, users,
 };
+use super::handlers::{blackouts, maintenance_windows};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -47,6 +48,12 @@ use super::handlers::{
         enrollments::list_enrollments, enrollments::approve_enrollment, enrollments::reject_enrollment,
         events::stream_events, events::list_security_events,
         agent::enroll, agent::checkin, agent::put_inventory, agent::renew_certificate,
+        maintenance_windows::list_maintenance_windows, maintenance_windows::create_maintenance_window,
+        maintenance_windows::list_window_occurrences, maintenance_windows::get_maintenance_window,
+        maintenance_windows::update_maintenance_window, maintenance_windows::delete_maintenance_window,
+        maintenance_windows::get_host_next_window,
+        blackouts::list_blackouts, blackouts::create_blackout, blackouts::get_blackout, blackouts::update_blackout,
+        blackouts::delete_blackout,
     ),
     components(schemas(super::handlers::Order, crate::hub::LiveEvent, crate::hub::HostChange)),
     modifiers(&Security),

@@ -22,6 +22,7 @@ use super::handlers::{
     agent, audit, auth, ca, commands, deployments, discoveries, enrollments, events, groups, health, hosts, inventory, passkeys,
     registration_tokens, settings, sso, users,
 };
+use super::handlers::{blackouts, maintenance_windows};
 use crate::state::AppState;
 
 /// Largest request body accepted (JSON bodies are small; CSRs and bundles are a few KiB).
@@ -178,6 +179,30 @@ pub fn api(state: AppState) -> (Router, Vec<RouteSpec>) {
         .add(M::GET, "/api/v1/audit", P::Admin, audit::list_audit)
         .add(M::GET, "/api/v1/audit/verify", P::Admin, audit::verify_audit)
         .add(M::GET, "/api/v1/audit/export", P::Admin, audit::export_audit)
+        // Maintenance windows (scoped; operators manage those of their hosts and groups) and
+        // blackouts (admins; everyone sees the global ones and their groups')
+        .add(M::GET, "/api/v1/maintenance-windows", P::HostsRead, maintenance_windows::list_maintenance_windows)
+        .add(M::POST, "/api/v1/maintenance-windows", P::HostsWrite, maintenance_windows::create_maintenance_window)
+        .add(
+            M::GET,
+            "/api/v1/maintenance-windows/occurrences",
+            P::HostsRead,
+            maintenance_windows::list_window_occurrences,
+        )
+        .add(M::GET, "/api/v1/maintenance-windows/{id}", P::HostsRead, maintenance_windows::get_maintenance_window)
+        .add(M::PUT, "/api/v1/maintenance-windows/{id}", P::HostsWrite, maintenance_windows::update_maintenance_window)
+        .add(
+            M::DELETE,
+            "/api/v1/maintenance-windows/{id}",
+            P::HostsWrite,
+            maintenance_windows::delete_maintenance_window,
+        )
+        .add(M::GET, "/api/v1/hosts/{id}/next-window", P::HostsRead, maintenance_windows::get_host_next_window)
+        .add(M::GET, "/api/v1/blackouts", P::HostsRead, blackouts::list_blackouts)
+        .add(M::POST, "/api/v1/blackouts", P::Admin, blackouts::create_blackout)
+        .add(M::GET, "/api/v1/blackouts/{id}", P::HostsRead, blackouts::get_blackout)
+        .add(M::PUT, "/api/v1/blackouts/{id}", P::Admin, blackouts::update_blackout)
+        .add(M::DELETE, "/api/v1/blackouts/{id}", P::Admin, blackouts::delete_blackout)
         // Agents (pull mode; docs/protocol.md)
         .add(M::POST, "/agent/v1/enroll", P::Public, agent::enroll)
         .add(M::POST, "/agent/v1/checkin", P::Agent, agent::checkin)

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod audit;
 pub mod auth;
+pub mod blackouts;
 pub mod ca;
 pub mod commands;
 pub mod deployments;
@@ -13,6 +14,7 @@ pub mod groups;
 pub mod health;
 pub mod hosts;
 pub mod inventory;
+pub mod maintenance_windows;
 pub mod passkeys;
 pub mod registration_tokens;
 pub mod settings;
