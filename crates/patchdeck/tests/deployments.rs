@@ -276,6 +276,112 @@ async fn approval_and_maintenance_windows_gate_a_deployment() {
     }
 }
 
+fn script(path: &std::path::Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Points the agent's hooks, boot id and reboot command at its test directory: the reboot
+/// command is a script standing in for `shutdown` that records its arguments and "boots" by
+/// writing a new boot id. With `refuse`, a pre-patch hook says no. Returns the reboot record.
+fn orchestrated(a: &TestAgent, refuse: bool) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = a.dir.path().to_owned();
+    let hooks = dir.join("hooks");
+    std::fs::create_dir_all(hooks.join("pre-patch.d")).unwrap();
+    for d in [&hooks, &hooks.join("pre-patch.d")] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    if refuse {
+        script(&hooks.join("pre-patch.d/10-drain"), "echo 'replica lag too high' >&2; exit 1");
+    }
+    let boot_id = dir.join("boot_id");
+    std::fs::write(&boot_id, "11111111-1111-4111-8111-111111111111\n").unwrap();
+    let record = dir.join("reboot-args");
+    let reboot = dir.join("reboot");
+    script(
+        &reboot,
+        &format!(
+            "printf '%s\\n' \"$@\" > {record}\necho 22222222-2222-4222-8222-222222222222 > {boot}",
+            record = record.display(),
+            boot = boot_id.display()
+        ),
+    );
+    let mut config = std::fs::read_to_string(&a.config).unwrap();
+    config.push_str(&format!(
+        "hooks:\n  dir: {hooks}\n  timeout_secs: 30\n\
+         reboot:\n  command: [{reboot}, now]\n  delayed_command: [{reboot}, \"+{{minutes}}\"]\n  \
+         boot_id_path: {boot}\n",
+        hooks = hooks.display(),
+        reboot = reboot.display(),
+        boot = boot_id.display(),
+    ));
+    std::fs::write(&a.config, config).unwrap();
+    record
+}
+
+/// `reboot_policy: always`: the host installs, is told to reboot with a warning, comes back with
+/// a new boot id and succeeds; a host whose pre-patch hook refuses is skipped untouched, and the
+/// deployment still succeeds (a finished notification is queued for the rule that wants it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reboot_flow_and_a_refusing_pre_hook() {
+    let m = TestManager::start(Backend::Sqlite).await;
+    let (admin, _) = m.signed_in("root", Role::Admin).await;
+    let token = registration_token(&admin, 2).await;
+    let mut a = agent(&m, 60);
+    let mut b = agent(&m, 61);
+    let ha = a.enroll_ok(&token);
+    let hb = b.enroll_ok(&token);
+    let reboot_record = orchestrated(&a, false);
+    orchestrated(&b, true);
+    a.start();
+    b.start();
+    for (agent, id) in [(&a, ha), (&b, hb)] {
+        eventually(LIMIT, "the first inventory and boot id", || agent.log(), || async {
+            let (_, h) = admin.get(&format!("/api/v1/hosts/{id}")).await;
+            let (_, u) = admin.get(&format!("/api/v1/hosts/{id}/updates")).await;
+            (h["boot_id"] == "11111111-1111-4111-8111-111111111111" && u["total"].as_u64() >= Some(2)).then_some(())
+        })
+        .await;
+    }
+    let logs = || format!("{}\n---\n{}", a.log(), b.log());
+
+    let body = create_body(
+        "hello with a reboot",
+        &[ha, hb],
+        json!({ "selection": { "type": "packages", "packages": ["hello"] }, "reboot_policy": "always", "reboot_delay_secs": 60 }),
+    );
+    let (status, created) = admin.post("/api/v1/deployments", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let dep = created["id"].as_i64().unwrap();
+
+    // Host A asks for its reboot (with the warning); the agent "reboots" and comes back.
+    eventually(LIMIT, "host A rebooting", logs, || async {
+        let hosts = deployment_hosts(&admin, dep).await;
+        (host_row(&hosts, ha)["state"] == "rebooting" && reboot_record.exists()).then_some(())
+    })
+    .await;
+    let args = std::fs::read_to_string(&reboot_record).unwrap();
+    assert!(args.starts_with("+1\n") && args.contains("hello with a reboot"), "{args}");
+    a.stop();
+    a.start();
+    // The engine looks again every 10 s of the manager's clock.
+    let done = until_status(&m, &admin, dep, "succeeded", SignedDuration::from_secs(11), logs).await;
+    assert_eq!((done["hosts"]["succeeded"].as_u64(), done["hosts"]["skipped"].as_u64()), (Some(1), Some(1)), "{done}");
+    let hosts = deployment_hosts(&admin, dep).await;
+    assert!(host_row(&hosts, ha)["reboot_command"].is_string());
+    assert_eq!(a.sandbox.version_of("hello").as_deref(), Some("1.1-1"));
+    let refused = host_row(&hosts, hb);
+    assert_eq!(refused["error_code"], "pre_hook_failed", "{refused}");
+    assert!(refused["error_message"].as_str().unwrap().contains("replica lag too high"), "{refused}");
+    assert_eq!(b.sandbox.version_of("hello").as_deref(), Some("1.0-1"));
+    let (_, h) = admin.get(&format!("/api/v1/hosts/{ha}")).await;
+    assert_eq!(h["boot_id"], "22222222-2222-4222-8222-222222222222");
+    a.stop();
+    b.stop();
+}
+
 /// What the API refuses, and who may do what.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_api_validates_and_authorises() {

@@ -56,8 +56,11 @@ pub async fn advance(state: &AppState, id: DeploymentId) -> anyhow::Result<JobOu
         DeploymentStatus::RollingBack => step.roll_back(hosts).await?,
         // A user ended it: nothing new starts; hosts with a command in flight are followed to
         // its end, the others are cancelled.
-        DeploymentStatus::Cancelled | DeploymentStatus::Halted => step.wind_down(hosts).await?,
-        DeploymentStatus::Succeeded
+        DeploymentStatus::Cancelled => step.wind_down(hosts).await?,
+        // Halted with nothing in flight (its ring had ended): the later rings wait for a retry
+        // (which resumes the rollout), a cancel or a rollback.
+        DeploymentStatus::Halted
+        | DeploymentStatus::Succeeded
         | DeploymentStatus::PartiallyFailed
         | DeploymentStatus::Failed
         | DeploymentStatus::RolledBack => {}
@@ -344,6 +347,9 @@ impl Step<'_> {
                 return self.reboot(host).await;
             }
             return self.verify(host, may_start).await;
+        }
+        if command.state == CommandState::Cancelled {
+            return self.end(host, HostRunState::Cancelled, None).await;
         }
         let code = command.error_code.clone().unwrap_or_else(|| command.state.as_str().to_owned());
         let message = command.error_message.clone().unwrap_or_else(|| format!("the install ended {}", command.state));
