@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::agents::{eventually, registration_token, TestAgent};
-use common::{invalid_field, new_group, Backend, Client, TestManager};
+use common::{invalid_field, new_group, token_user, Backend, Client, TestManager};
 use jiff::SignedDuration;
 use patchdeck_store::Role;
 use patchdeck_testkit::AptSandbox;
@@ -212,14 +212,14 @@ async fn a_canary_failing_its_health_check_is_rolled_back_and_halts_the_rollout(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn approval_and_maintenance_windows_gate_a_deployment() {
     let m = TestManager::start(Backend::Postgres).await;
-    let (admin, _) = m.signed_in("root", Role::Admin).await;
+    let (admin, _) = token_user(&m, "root2", Role::Admin).await;
     let agents = fleet(&m, &admin, 50..52).await;
     let logs = || agents.iter().map(|(a, _)| a.log()).collect::<Vec<_>>().join("\n---\n");
     let ids: Vec<i64> = agents.iter().map(|(_, id)| *id).collect();
     let (status, body) = admin.patch("/api/v1/settings", json!({ "deployments_require_approval": true })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (alice, _) = m.signed_in("alice", Role::Operator).await;
-    let (bob, _) = m.signed_in("bob", Role::Operator).await;
+    let (alice, _) = token_user(&m, "alice", Role::Operator).await;
+    let (bob, _) = token_user(&m, "bob", Role::Operator).await;
 
     // A daily window around now for the first host; none for the second.
     let now = m.state.now().to_zoned(jiff::tz::TimeZone::UTC);
@@ -227,8 +227,8 @@ async fn approval_and_maintenance_windows_gate_a_deployment() {
     let (status, body) = admin
         .post(
             "/api/v1/maintenance-windows",
-            json!({ "name": "nightly", "host_id": ids[0], "recurrence": { "type": "daily" },
-                    "start": start.strftime("%H:%M").to_string(), "duration_minutes": 240, "time_zone": "UTC" }),
+            json!({ "name": "nightly", "host_id": ids[0], "recurrence": { "kind": "daily" },
+                    "start_time": start.strftime("%H:%M").to_string(), "duration_minutes": 240, "time_zone": "UTC" }),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -327,7 +327,7 @@ fn orchestrated(a: &TestAgent, refuse: bool) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reboot_flow_and_a_refusing_pre_hook() {
     let m = TestManager::start(Backend::Sqlite).await;
-    let (admin, _) = m.signed_in("root", Role::Admin).await;
+    let (admin, _) = token_user(&m, "root2", Role::Admin).await;
     let token = registration_token(&admin, 2).await;
     let mut a = agent(&m, 60);
     let mut b = agent(&m, 61);
@@ -345,7 +345,8 @@ async fn a_reboot_flow_and_a_refusing_pre_hook() {
         })
         .await;
     }
-    let logs = || format!("{}\n---\n{}", a.log(), b.log());
+    let log_files = [a.dir.path().join("agent.log"), b.dir.path().join("agent.log")];
+    let logs = || log_files.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect::<Vec<_>>().join("\n---\n");
 
     let body = create_body(
         "hello with a reboot",
