@@ -128,6 +128,12 @@ pub struct RingSpec {
     pub success_threshold: f64,
     /// Time to wait after the ring finished before the next one starts.
     pub soak_secs: u64,
+    /// The group whose hosts the ring took, if it was a group ring.
+    #[serde(default)]
+    pub group_id: Option<i64>,
+    /// The cumulative percentage the ring took, if it was a percentage ring.
+    #[serde(default)]
+    pub percent: Option<u8>,
 }
 
 /// A deployment to create.
@@ -577,6 +583,23 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// How many of the deployment's hosts in `scope` are in each (ring, state).
+    pub async fn deployment_host_counts(&self, id: DeploymentId, scope: &Scope) -> Result<Vec<(u32, HostRunState, u64)>> {
+        let mut sql = SqlBuilder::default();
+        let deployment = sql.arg(id.0);
+        sql.condition(format!("dh.deployment_id = {deployment}"));
+        scope_condition(&mut sql, scope);
+        let where_clause = sql.where_clause();
+        sql.push(&format!(
+            "SELECT dh.ring, dh.state, COUNT(*) AS n FROM deployment_hosts dh JOIN hosts h ON h.id = dh.host_id\
+             {where_clause} GROUP BY dh.ring, dh.state ORDER BY dh.ring, dh.state"
+        ));
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| Ok((row.count("ring")?, row.parse("state")?, u64::try_from(row.int("n")?).unwrap_or(0))))
+            .collect()
     }
 
     /// The deployments whose host row names this command (to wake them when it finishes).

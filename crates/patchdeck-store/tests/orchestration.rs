@@ -252,8 +252,8 @@ fn new_deployment(name: &str) -> NewDeployment {
         reboot_delay_secs: 60,
         rollback_on_failure: true,
         rings: vec![
-            RingSpec { name: "canary".into(), success_threshold: 1.0, soak_secs: 600 },
-            RingSpec { name: "rest".into(), success_threshold: 0.95, soak_secs: 0 },
+            RingSpec { name: "canary".into(), success_threshold: 1.0, soak_secs: 600, group_id: Some(3), percent: None },
+            RingSpec { name: "rest".into(), success_threshold: 0.95, soak_secs: 0, group_id: None, percent: None },
         ],
         requires_approval: false,
         created_by: None,
@@ -336,6 +336,11 @@ async fn deployments_hosts_and_transitions(h: &Harness) {
     assert_eq!(s.list_deployments(&filter(only_other.clone())).await.unwrap().total, 1);
     let scoped = s.list_deployment_hosts(d.id, &only_other, None, Paging::default()).await.unwrap();
     assert_eq!(scoped.items.iter().map(|r| r.hostname.as_str()).collect::<Vec<_>>(), ["db-1"]);
+    assert_eq!(s.deployment_host_counts(d.id, &Scope::All).await.unwrap(), [
+        (0, HostRunState::Queued, 1),
+        (1, HostRunState::Skipped, 1)
+    ]);
+    assert_eq!(s.deployment_host_counts(d.id, &only_other).await.unwrap(), [(1, HostRunState::Skipped, 1)]);
     let skipped = s.list_deployment_hosts(d.id, &Scope::All, Some(HostRunState::Skipped), Paging::default()).await;
     assert_eq!(skipped.unwrap().total, 1);
     let running = DeploymentFilter { scope: Scope::All, status: Some(DeploymentStatus::Running), paging: Paging::default() };

@@ -143,6 +143,11 @@ async fn a_canary_failing_its_health_check_is_rolled_back_and_halts_the_rollout(
 
     let halted = until_status(&m, &admin, dep, "halted", SignedDuration::ZERO, logs).await;
     assert!(halted["reason"].as_str().unwrap().contains("canary"), "{halted}");
+    assert_eq!(halted["rings"][0]["group_id"], canary, "{halted}");
+    assert_eq!(halted["rings"][0]["hosts"], json!({ "rolled_back": 1 }), "{halted}");
+    assert_eq!(halted["rings"][1]["hosts"], json!({ "queued": 2 }), "{halted}");
+    let (_, list) = admin.get("/api/v1/deployments?status=halted").await;
+    assert_eq!((list["total"].as_u64(), list["items"][0]["total_hosts"].as_u64()), (Some(1), Some(3)), "{list}");
     let hosts = deployment_hosts(&admin, dep).await;
     let first = host_row(&hosts, ids[0]);
     assert_eq!(first["state"], "rolled_back", "{first}");

@@ -108,17 +108,24 @@ pub struct DeploymentView {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
-    /// Hosts per state (`queued`, `running`, `succeeded`, …), only in the detail view.
-    pub hosts: Option<BTreeMap<String, u64>>,
+    /// Hosts (in the caller's scope) per state (`queued`, `running`, `succeeded`, …).
+    pub hosts: BTreeMap<String, u64>,
+    /// Hosts in the caller's scope, all states.
+    pub total_hosts: u64,
 }
 
-/// A ring as stored.
+/// A ring as stored, with its hosts (in the caller's scope) per state.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RingView {
     pub name: String,
     /// 0–1.
     pub success_threshold: f64,
     pub soak_secs: u64,
+    /// The group it took (a group ring).
+    pub group_id: Option<i64>,
+    /// The cumulative percentage it took (a percentage ring); neither: the rest.
+    pub percent: Option<u8>,
+    pub hosts: BTreeMap<String, u64>,
 }
 
 /// One host of a deployment.
@@ -154,7 +161,21 @@ fn ts(t: Option<Timestamp>) -> Option<String> {
     t.map(|t| t.to_string())
 }
 
-fn view(d: &Deployment, hosts: Option<BTreeMap<String, u64>>) -> DeploymentView {
+/// Host counts of a deployment in the caller's scope: (ring, state, count).
+type Counts = Vec<(u32, HostRunState, u64)>;
+
+fn view(d: &Deployment, counts: &Counts) -> DeploymentView {
+    let mut hosts = BTreeMap::new();
+    for (_, state, n) in counts {
+        *hosts.entry(state.as_str().to_owned()).or_insert(0) += n;
+    }
+    let ring_hosts = |index: usize| -> BTreeMap<String, u64> {
+        let mut per = BTreeMap::new();
+        for (_, state, n) in counts.iter().filter(|(ring, _, _)| usize::try_from(*ring).ok() == Some(index)) {
+            *per.entry(state.as_str().to_owned()).or_insert(0) += n;
+        }
+        per
+    };
     DeploymentView {
         id: d.id.0,
         name: d.name.clone(),
@@ -168,7 +189,15 @@ fn view(d: &Deployment, hosts: Option<BTreeMap<String, u64>>) -> DeploymentView 
         rings: d
             .rings
             .iter()
-            .map(|r| RingView { name: r.name.clone(), success_threshold: r.success_threshold, soak_secs: r.soak_secs })
+            .enumerate()
+            .map(|(i, r)| RingView {
+                name: r.name.clone(),
+                success_threshold: r.success_threshold,
+                soak_secs: r.soak_secs,
+                group_id: r.group_id,
+                percent: r.percent,
+                hosts: ring_hosts(i),
+            })
             .collect(),
         current_ring: d.current_ring,
         requires_approval: d.requires_approval,
@@ -179,6 +208,7 @@ fn view(d: &Deployment, hosts: Option<BTreeMap<String, u64>>) -> DeploymentView 
         created_at: d.created_at.to_string(),
         started_at: ts(d.started_at),
         finished_at: ts(d.finished_at),
+        total_hosts: hosts.values().sum(),
         hosts,
     }
 }
@@ -262,10 +292,22 @@ fn check_rings(rings: &[RingRequest]) -> ApiResult<Vec<RingSpec>> {
         if name.chars().count() > 100 {
             return Err(ApiError::validation(&field("name"), "must be at most 100 characters"));
         }
-        specs.push(RingSpec { name, success_threshold: threshold / 100.0, soak_secs: soak * 60 });
+        specs.push(RingSpec {
+            name,
+            success_threshold: threshold / 100.0,
+            soak_secs: soak * 60,
+            group_id: ring.group_id,
+            percent: ring.percent,
+        });
     }
     if specs.is_empty() {
-        specs.push(RingSpec { name: "all hosts".into(), success_threshold: 1.0, soak_secs: 0 });
+        specs.push(RingSpec {
+            name: "all hosts".into(),
+            success_threshold: 1.0,
+            soak_secs: 0,
+            group_id: None,
+            percent: None,
+        });
     }
     Ok(specs)
 }
@@ -447,7 +489,7 @@ pub async fn create_deployment(
         .await;
     crate::deploy::wake(&state, deployment.id, now).await?;
     let counts = counts(&state, &principal, deployment.id).await?;
-    Ok((StatusCode::CREATED, Json(view(&deployment, Some(counts)))))
+    Ok((StatusCode::CREATED, Json(view(&deployment, &counts))))
 }
 
 /// `?status=&limit=&offset=`.
@@ -475,19 +517,16 @@ pub async fn list_deployments(
         .map(|s| s.parse::<DeploymentStatus>().map_err(|_| ApiError::validation("status", "is not a deployment status")))
         .transpose()?;
     let page = state.store().list_deployments(&DeploymentFilter { scope: principal.scope(), status, paging }).await?;
-    Ok(Json(page_of(page, paging, |d| view(d, None))))
+    let mut items = Vec::with_capacity(page.items.len());
+    for d in &page.items {
+        items.push(view(d, &counts(&state, &principal, d.id).await?));
+    }
+    Ok(Json(ListResponse { items, total: page.total, limit: paging.limit, offset: paging.offset }))
 }
 
-/// Hosts of the deployment in the caller's scope, per state.
-async fn counts(state: &AppState, principal: &Principal, id: DeploymentId) -> ApiResult<BTreeMap<String, u64>> {
-    let scope = principal.scope();
-    let mut counts = BTreeMap::new();
-    for host in state.store().deployment_hosts(id).await? {
-        if in_scope(state, &scope, host.host_id).await? {
-            *counts.entry(host.state.as_str().to_owned()).or_insert(0) += 1;
-        }
-    }
-    Ok(counts)
+/// Hosts of the deployment in the caller's scope, per ring and state.
+async fn counts(state: &AppState, principal: &Principal, id: DeploymentId) -> ApiResult<Counts> {
+    Ok(state.store().deployment_host_counts(id, &principal.scope()).await?)
 }
 
 /// A deployment the caller can see (one of its hosts is in scope), else 404.
@@ -525,7 +564,7 @@ pub async fn get_deployment(
 ) -> ApiResult<Json<DeploymentView>> {
     let deployment = load_visible(&state, &principal, id).await?;
     let counts = counts(&state, &principal, deployment.id).await?;
-    Ok(Json(view(&deployment, Some(counts))))
+    Ok(Json(view(&deployment, &counts)))
 }
 
 /// `?state=&limit=&offset=`.
@@ -575,7 +614,7 @@ async fn answer(state: &AppState, principal: &Principal, d: &Deployment) -> ApiR
     crate::deploy::wake(state, d.id, state.now()).await?;
     state.hub().publish(crate::hub::LiveEvent::Deployment { deployment_id: d.id.0, status: d.status.as_str().to_owned() }).await;
     let counts = counts(state, principal, d.id).await?;
-    Ok(Json(view(d, Some(counts))))
+    Ok(Json(view(d, &counts)))
 }
 
 /// Approves a plan that awaits approval; it starts running. The approver is an admin, or an
