@@ -46,6 +46,7 @@ mod groups;
 mod hosts;
 mod inventory;
 mod lease;
+mod notifications;
 mod notify;
 mod sessions;
 mod settings;
@@ -72,6 +73,10 @@ pub use inventory::{
     FleetPackageHit, FleetPackageQuery, HostPackage, HostUpdate, PackageFilter, UpdateFilter, VersionCmp,
 };
 pub use lease::{Lease, LeaseKey};
+pub use notifications::{
+    ChannelKind, DeliveryFilter, DeliveryStatus, DigestUpdate, ExpiringCertificate, NewDelivery,
+    NewNotificationChannel, NewNotificationRule, NotificationChannel, NotificationDelivery, NotificationRule,
+};
 pub use notify::{Listener, Notification};
 pub use sessions::{NewSession, RotateOutcome, Session, REUSE_REASON};
 pub use settings::Setting;
@@ -84,5 +89,6 @@ pub use types::{
     ApiTokenId, AuditId, CertificateId, GroupId, HostId, Page, Paging, RegistrationTokenId, SessionId, SortDir,
     UnknownVariant, UserId, WebauthnCredentialId, MAX_PAGE_SIZE,
 };
+pub use types::{NotificationChannelId, NotificationDeliveryId, NotificationRuleId};
 pub use users::{AuthSource, LoginFailure, NewUser, OidcIdentity, Role, User, UserFilter, UserSort, UserUpdate};
 pub use webauthn::{NewWebauthnCredential, WebauthnCredential};

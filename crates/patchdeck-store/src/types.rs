@@ -59,6 +59,12 @@ id_type! {
     AuditId;
     /// Id of a WebAuthn credential row (not the authenticator's credential id).
     WebauthnCredentialId;
+    /// Id of a notification channel.
+    NotificationChannelId;
+    /// Id of a notification rule.
+    NotificationRuleId;
+    /// Id of a notification delivery (outbox row).
+    NotificationDeliveryId;
 }
 
 /// A stored text value that is not one of an enum's spellings.

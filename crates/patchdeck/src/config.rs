@@ -40,6 +40,7 @@ pub struct ManagerConfig {
     pub agents: AgentsConfig,
     pub push: PushConfig,
     pub log: LogConfig,
+    pub notifications: NotificationsConfig,
 }
 
 impl fmt::Debug for ManagerConfig {
@@ -56,6 +57,7 @@ impl fmt::Debug for ManagerConfig {
             .field("agents", &self.agents)
             .field("push", &self.push)
             .field("log", &self.log)
+            .field("notifications", &self.notifications)
             .finish()
     }
 }
@@ -74,6 +76,7 @@ impl Default for ManagerConfig {
             agents: AgentsConfig::default(),
             push: PushConfig::default(),
             log: LogConfig::default(),
+            notifications: NotificationsConfig::default(),
         }
     }
 }
@@ -272,6 +275,39 @@ pub enum LogFormat {
     Text,
 }
 
+/// `[notifications]` — e-mail and webhooks (docs/notifications.md). Channels and rules are
+/// set up through the API; these are the process-wide knobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// Run the sender in this process (every process that runs it shares the work safely).
+    pub enabled: bool,
+    /// How often the sender looks for due deliveries when nothing woke it.
+    pub poll_secs: u64,
+    /// Waits between attempts of a delivery that failed for a reason that may pass; after the
+    /// last one the next failure is final (so a delivery gets `len + 1` attempts).
+    pub retry_delays_secs: Vec<u64>,
+    /// Hour of the day (UTC) from which the daily security digest is sent.
+    pub digest_hour: u8,
+    /// Certificates expiring within this many days are notified (once each).
+    pub certificate_expiry_days: u64,
+    /// Sent and failed deliveries are kept this long.
+    pub retention_days: u64,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            enabled: true,
+            poll_secs: 5,
+            retry_delays_secs: vec![30, 120, 600, 3600, 21_600],
+            digest_hour: 7,
+            certificate_expiry_days: 14,
+            retention_days: 30,
+        }
+    }
+}
+
 /// Values given on the command line or in the environment; they win over the file.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -378,6 +414,15 @@ impl ManagerConfig {
         check_range("push.health_interval_secs", p.health_interval_secs, 1, 86_400)?;
         check_range("push.inventory_interval_secs", p.inventory_interval_secs, 1, 7 * 86_400)?;
         check_range("push.max_concurrent_calls", p.max_concurrent_calls as u64, 1, 10_000)?;
+        let n = &self.notifications;
+        check_range("notifications.poll_secs", n.poll_secs, 1, 3600)?;
+        check_range("notifications.retry_delays_secs (number of retries)", n.retry_delays_secs.len() as u64, 0, 20)?;
+        for delay in &n.retry_delays_secs {
+            check_range("notifications.retry_delays_secs", *delay, 1, 7 * 86_400)?;
+        }
+        check_range("notifications.digest_hour", u64::from(n.digest_hour), 0, 23)?;
+        check_range("notifications.certificate_expiry_days", n.certificate_expiry_days, 1, 365)?;
+        check_range("notifications.retention_days", n.retention_days, 1, 3650)?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .with_context(|| format!("log.level {:?} is not a valid filter", self.log.level))?;
         Ok(())

@@ -7,6 +7,7 @@
 //! - [`server`]: start-up (storage, keys, first admin) and the serve loop.
 //! - [`web`]: the HTTP layer: routes and permissions, authentication, handlers, errors.
 //! - [`hub`]: wake-ups of held agent check-ins and live events, across replicas.
+//! - [`notify`]: e-mail and webhook notifications (the outbox and its sender).
 //! - [`audit`], [`settings`], [`metrics`], [`clock`]: cross-cutting pieces.
 
 pub mod audit;
@@ -15,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod hub;
 pub mod metrics;
+pub mod notify;
 pub mod pki;
 pub mod push;
 pub mod server;

@@ -145,7 +145,9 @@ impl Manager {
 /// - every 10 s, pull hosts gone silent are marked offline and stale commands timed out (both
 ///   idempotent, so every process may run them);
 /// - on PostgreSQL, the listener that brings other processes' notifications;
-/// - with `push.enabled`, the push worker (one per database, see [`crate::push::service`]).
+/// - with `push.enabled`, the push worker (one per database, see [`crate::push::service`]);
+/// - with `notifications.enabled`, the notification sender and its daily checks
+///   ([`crate::notify::run`]).
 #[derive(Debug)]
 pub struct Background {
     stop: tokio::sync::watch::Sender<bool>,
@@ -158,6 +160,9 @@ impl Background {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = vec![tokio::spawn(upkeep(state.clone())), tokio::spawn(agent_upkeep(state.clone()))];
         tasks.extend(state.hub().start_listener().await?);
+        if state.config().notifications.enabled {
+            tasks.push(tokio::spawn(crate::notify::run(state.notifier(), stopped.clone())));
+        }
         let push = state.config().push.enabled.then(|| {
             let config = crate::push::service::worker_config(state);
             tokio::spawn(crate::push::service::run(state.clone(), config, stopped))

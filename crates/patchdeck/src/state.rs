@@ -43,6 +43,7 @@ struct Inner {
     /// Check-ins doing database work at once (`agents.max_concurrent_checkins`).
     checkin_slots: Arc<tokio::sync::Semaphore>,
     discoveries: crate::web::handlers::discoveries::Discoveries,
+    notifier: crate::notify::Notifier,
 }
 
 impl AppState {
@@ -55,6 +56,12 @@ impl AppState {
     ) -> Self {
         let hub = Hub::new(store.clone());
         let checkin_slots = Arc::new(tokio::sync::Semaphore::new(config.agents.max_concurrent_checkins));
+        let notifier = crate::notify::Notifier::new(
+            store.clone(),
+            clock.clone(),
+            keys.secret_key.clone(),
+            config.notifications.clone(),
+        );
         AppState(Arc::new(Inner {
             hub,
             checkin_slots,
@@ -69,6 +76,7 @@ impl AppState {
             spent: Mutex::new(HashMap::new()),
             sso: tokio::sync::Mutex::new(None),
             discoveries: Default::default(),
+            notifier,
         }))
     }
 
@@ -190,5 +198,10 @@ impl AppState {
             return Err(wait.max(1));
         }
         Ok(())
+    }
+
+    /// E-mail and webhook notifications: `state.notifier().emit(event)`.
+    pub fn notifier(&self) -> crate::notify::Notifier {
+        self.0.notifier.clone()
     }
 }

@@ -18,6 +18,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use super::authz::{authorize, Permission};
 use super::handlers::agent::authorize_agent;
+use super::handlers::notifications;
 use super::handlers::{
     agent, audit, auth, ca, commands, discoveries, enrollments, events, groups, health, hosts, inventory, passkeys,
     registration_tokens, settings, sso, users,
@@ -182,7 +183,20 @@ pub fn api(state: AppState) -> (Router, Vec<RouteSpec>) {
         .add(M::POST, "/agent/v1/enroll", P::Public, agent::enroll)
         .add(M::POST, "/agent/v1/checkin", P::Agent, agent::checkin)
         .add(M::PUT, "/agent/v1/inventory", P::Agent, agent::put_inventory)
-        .add(M::POST, "/agent/v1/certificate", P::Agent, agent::renew_certificate);
+        .add(M::POST, "/agent/v1/certificate", P::Agent, agent::renew_certificate)
+        // Notifications (admins)
+        .add(M::GET, "/api/v1/notification-channels", P::Admin, notifications::list_notification_channels)
+        .add(M::POST, "/api/v1/notification-channels", P::Admin, notifications::create_notification_channel)
+        .add(M::GET, "/api/v1/notification-channels/{id}", P::Admin, notifications::get_notification_channel)
+        .add(M::PUT, "/api/v1/notification-channels/{id}", P::Admin, notifications::update_notification_channel)
+        .add(M::DELETE, "/api/v1/notification-channels/{id}", P::Admin, notifications::delete_notification_channel)
+        .add(M::POST, "/api/v1/notification-channels/{id}/test", P::Admin, notifications::test_notification_channel)
+        .add(M::GET, "/api/v1/notification-rules", P::Admin, notifications::list_notification_rules)
+        .add(M::POST, "/api/v1/notification-rules", P::Admin, notifications::create_notification_rule)
+        .add(M::GET, "/api/v1/notification-rules/{id}", P::Admin, notifications::get_notification_rule)
+        .add(M::PUT, "/api/v1/notification-rules/{id}", P::Admin, notifications::update_notification_rule)
+        .add(M::DELETE, "/api/v1/notification-rules/{id}", P::Admin, notifications::delete_notification_rule)
+        .add(M::GET, "/api/v1/notification-deliveries", P::Admin, notifications::list_notification_deliveries);
     let Routes { router, agent_router, specs, .. } = routes;
     // A held check-in lasts at most the interval (≤ 1 h) plus the time to answer.
     let agent_timeout = state.config().agents.checkin_interval() + Duration::from_secs(120);

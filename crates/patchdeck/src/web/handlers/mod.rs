@@ -12,6 +12,7 @@ pub mod groups;
 pub mod health;
 pub mod hosts;
 pub mod inventory;
+pub mod notifications;
 pub mod passkeys;
 pub mod registration_tokens;
 pub mod settings;
