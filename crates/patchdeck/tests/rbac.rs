@@ -42,6 +42,9 @@ struct Fixtures {
     command: String,
     /// A discovery (of one address where nothing listens).
     discovery: String,
+    /// A notification channel (a Slack-format webhook to a closed loopback port) and a rule.
+    notification_channel: i64,
+    notification_rule: i64,
 }
 
 impl Fixtures {
@@ -104,7 +107,25 @@ impl Fixtures {
         let command = store.queue_command(&command, now).await.unwrap().id.to_string();
         let (status, discovery) = admin.post("/api/v1/discoveries", json!({ "cidr": "127.0.0.1/32", "port": 9 })).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{discovery}");
+        let (status, channel) = admin
+            .post(
+                "/api/v1/notification-channels",
+                json!({ "name": "matrix", "kind": "webhook",
+                        "settings": { "url": "http://127.0.0.1:9/hook", "format": "slack" } }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{channel}");
+        let notification_channel = channel["id"].as_i64().unwrap();
+        let (status, rule) = admin
+            .post(
+                "/api/v1/notification-rules",
+                json!({ "name": "matrix", "events": ["host.unreachable"], "channel_id": notification_channel }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{rule}");
         Fixtures {
+            notification_channel,
+            notification_rule: rule["id"].as_i64().unwrap(),
             command,
             discovery: discovery["id"].as_str().unwrap().to_owned(),
             user: user.id.0,
@@ -131,6 +152,8 @@ impl Fixtures {
             ("tokens", "id") => self.api_token.to_string(),
             ("passkeys", "id") => self.passkey.to_string(),
             (_, "serial") => self.serial.clone(),
+            ("notification-channels", "id") => self.notification_channel.to_string(),
+            ("notification-rules", "id") => self.notification_rule.to_string(),
             _ => panic!("no fixture for {{{name}}} in {path}: add one to Fixtures"),
         }
     }
