@@ -347,7 +347,7 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|row| channel_from_row(row)).collect()
+        rows.iter().map(channel_from_row).collect()
     }
 
     /// The channel with this id.
@@ -356,7 +356,7 @@ impl Store {
             .bind(id.0)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(|row| channel_from_row(row)).transpose()
+        row.as_ref().map(channel_from_row).transpose()
     }
 
     /// Replaces a channel's name, settings, secret and enabled flag (its kind stays).
@@ -380,7 +380,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .classify(CHANNEL_UNIQUES, "record")?;
-        row.as_ref().map(|row| channel_from_row(row)).transpose()?.ok_or(Error::NotFound("notification channel"))
+        row.as_ref().map(channel_from_row).transpose()?.ok_or(Error::NotFound("notification channel"))
     }
 
     /// Deletes a channel with its rules and deliveries.
@@ -425,7 +425,7 @@ impl Store {
         ))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|row| rule_from_row(row)).collect()
+        rows.iter().map(rule_from_row).collect()
     }
 
     /// The rule with this id.
@@ -434,7 +434,7 @@ impl Store {
             .bind(id.0)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(|row| rule_from_row(row)).transpose()
+        row.as_ref().map(rule_from_row).transpose()
     }
 
     /// Replaces a rule.
@@ -459,7 +459,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .classify(RULE_UNIQUES, "channel or group")?;
-        row.as_ref().map(|row| rule_from_row(row)).transpose()?.ok_or(Error::NotFound("notification rule"))
+        row.as_ref().map(rule_from_row).transpose()?.ok_or(Error::NotFound("notification rule"))
     }
 
     /// Deletes a rule (its past deliveries stay, without their rule).

@@ -23,6 +23,7 @@ use common::{Client, TestManager};
 use hmac::{Hmac, Mac};
 use jiff::{SignedDuration, Timestamp};
 use patchdeck::notify::{NotificationEvent, Notifier};
+use patchdeck::push::worker::PushStore;
 use patchdeck_store::{
     DeliveryFilter, DeliveryStatus, HostStatus, NewCertificate, NewHost, NotificationDelivery, Role, Store, Transport,
 };
@@ -623,6 +624,14 @@ quiet_backends!(slack_discord_and_the_test_action, |m: TestManager| async move {
         .await;
     assert_eq!(result["error"]["details"]["field"], "recipients", "webhooks take no recipients");
 
+    // Nothing listens: the error names the origin only (Slack and Discord keep a secret in the path).
+    let closed = format!("http://127.0.0.1:{}/services/T000/B000/secret-path-token", free_port());
+    let gone = webhook_channel(&admin, "gone", &closed, "slack").await;
+    let (_, result) = admin.post(&format!("/api/v1/notification-channels/{gone}/test"), json!({})).await;
+    let error = result["error"].as_str().unwrap();
+    assert!(error.starts_with("POST http://127.0.0.1:"), "{error}");
+    assert!(!error.contains("secret-path-token"), "{error}");
+
     // A digest as chat: one line per update.
     rule(&admin, "digest", discord, &["security.digest"], &[]).await;
     let item = patchdeck::notify::DigestItem {
@@ -760,6 +769,38 @@ quiet_backends!(events_come_from_hosts_certificates_and_inventories, |m: TestMan
     let d = deliveries(store).await.into_iter().find(|d| d.event == "host.unreachable").unwrap();
     assert_eq!(d.payload["data"]["hostname"], "web1");
     assert_eq!(d.payload["data"]["status"], "offline");
+
+    // A push host the push worker finds unreachable: notified when it becomes so, not again
+    // while it stays so (a new lease holder reports it again: the stored status decides).
+    let push = store
+        .create_host(
+            &NewHost {
+                hostname: "db1".into(),
+                fqdn: Some("db1.example.com".into()),
+                address: None,
+                transport: Transport::Push,
+                status: HostStatus::Online,
+                machine_id: None,
+                os_name: None,
+                os_version: None,
+            },
+            m.state.now(),
+        )
+        .await
+        .unwrap();
+    let push_store = patchdeck::push::service::ManagerPushStore(m.state.clone());
+    for _ in 0..2 {
+        push_store.set_host_status(push.id, HostStatus::Unreachable, None, m.state.now()).await.unwrap();
+    }
+    assert_eq!(count("host.unreachable").await, 2, "one more, for the push host");
+    let d = deliveries(store).await.into_iter().rfind(|d| d.event == "host.unreachable").unwrap();
+    assert_eq!(
+        (d.payload["data"]["hostname"].clone(), d.payload["data"]["status"].clone()),
+        (json!("db1"), json!("unreachable"))
+    );
+    push_store.set_host_status(push.id, HostStatus::Online, Some(m.state.now()), m.state.now()).await.unwrap();
+    push_store.set_host_status(push.id, HostStatus::Unreachable, None, m.state.now()).await.unwrap();
+    assert_eq!(count("host.unreachable").await, 3, "unreachable again after it came back");
 
     // A certificate expiring within 14 days: notified once, however often the check runs.
     let now = m.state.now();

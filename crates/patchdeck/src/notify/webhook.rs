@@ -94,8 +94,13 @@ pub async fn send(
             .header(TIMESTAMP_HEADER, timestamp.to_string())
             .header(SIGNATURE_HEADER, signature(secret, timestamp, &body));
     }
+    // Slack and Discord put their secret in the URL's path: errors name only the origin.
     let response = request.body(body).send().await.map_err(|e| {
-        SendError::Retry(format!("POST {} failed: {}", redacted(&settings.url), super::smtp::describe(&e)))
+        SendError::Retry(format!(
+            "POST {} failed: {}",
+            redacted(&settings.url),
+            super::smtp::describe(&e.without_url())
+        ))
     })?;
     let status = response.status();
     if status.is_success() {
