@@ -250,6 +250,7 @@ async fn quiet_manager(backend: common::Backend) -> TestManager {
     TestManager::start_with(backend, |c| {
         c.notifications.enabled = false;
         c.notifications.retry_delays_secs = vec![30, 60];
+        c.notifications.digest_hour = 0;
     })
     .await
 }
@@ -836,6 +837,21 @@ quiet_backends!(events_come_from_hosts_certificates_and_inventories, |m: TestMan
     assert_eq!(d.payload["data"]["updates"], 1);
     assert_eq!(d.payload["data"]["items"][0]["package"], "openssl");
     assert_eq!(d.payload["data"]["items"][0]["cves"], json!(["CVE-2026-0001"]));
+
+    // The daily checks send the digest once per day, across calls (and replicas).
+    let mut report = scan_report(now);
+    report.updates[0].name = "libssl3".into();
+    store.replace_inventory(host.id, &report, "sha256:2", now).await.unwrap();
+    notifier.daily_checks().await.unwrap();
+    notifier.daily_checks().await.unwrap();
+    assert_eq!(count("security.digest").await, 2, "today's digest, once");
+    let d = deliveries(store).await.into_iter().rfind(|d| d.event == "security.digest").unwrap();
+    assert_eq!(d.payload["data"]["items"][0]["package"], "libssl3");
+    m.advance(SignedDuration::from_hours(24));
+    notifier.daily_checks().await.unwrap();
+    assert_eq!(count("security.digest").await, 2, "the next day has nothing new");
+    let admin = m.client();
+    assert_eq!(admin.login("root", common::PASSWORD).await.0, StatusCode::OK, "signed in again a day later");
 
     // A rule limited to a group sees only its hosts.
     let group = create(&admin, "/api/v1/groups", json!({ "name": "db" })).await["id"].as_i64().unwrap();
