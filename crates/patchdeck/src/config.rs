@@ -517,6 +517,25 @@ mod tests {
     }
 
     #[test]
+    fn notification_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        for (text, name) in [
+            ("[notifications]\ndigest_hour = 24\n", "notifications.digest_hour"),
+            ("[notifications]\nretry_delays_secs = [30, 0]\n", "notifications.retry_delays_secs"),
+            ("[notifications]\ncertificate_expiry_days = 0\n", "notifications.certificate_expiry_days"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = ManagerConfig::load(Some(&file), &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(name), "{err:#}");
+        }
+        std::fs::write(&file, "[notifications]\nretry_delays_secs = []\ndigest_hour = 23\n").unwrap();
+        let config = ManagerConfig::load(Some(&file), &Overrides::default()).unwrap();
+        assert!(config.notifications.retry_delays_secs.is_empty(), "no retries is allowed");
+        assert_eq!(config.notifications.certificate_expiry_days, 14);
+    }
+
+    #[test]
     fn database_password_is_redacted() {
         let config = ManagerConfig { database_url: "postgres://pd:hunter2@db/pd".into(), ..ManagerConfig::default() };
         let shown = format!("{config:?}");

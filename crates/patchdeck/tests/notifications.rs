@@ -482,6 +482,22 @@ both_backends!(email_over_starttls_and_implicit_tls, |m: TestManager| async move
     assert_eq!(tests.len(), 3, "every test action is audited");
     assert_eq!(tests[1].outcome, patchdeck_store::AuditOutcome::Failure);
 
+    // No TLS: allowed to a loopback relay only, without AUTH.
+    let plain = SmtpServer::start("none", false);
+    let mut settings = plain.settings("none", false);
+    settings.as_object_mut().unwrap().remove("ca_pem");
+    let body = json!({ "name": "local relay", "kind": "smtp", "settings": settings });
+    let local = create(&admin, "/api/v1/notification-channels", body).await["id"].as_i64().unwrap();
+    let (_, result) = admin
+        .post(&format!("/api/v1/notification-channels/{local}/test"), json!({ "recipients": ["root@example.com"] }))
+        .await;
+    assert_eq!(result, json!({ "delivered": true, "error": null }));
+    let message = &plain.wait_for_messages(1).await[0];
+    assert_eq!(
+        (message["rcpt_tos"].clone(), message["encrypted"].clone()),
+        (json!(["root@example.com"]), json!(false))
+    );
+
     // Implicit TLS, through a rule, the outbox and the running sender (woken by the event).
     let tls = SmtpServer::start("tls", true);
     let body =
