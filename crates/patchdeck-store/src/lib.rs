@@ -48,6 +48,7 @@ mod hosts;
 mod inventory;
 mod jobs;
 mod lease;
+mod notifications;
 mod notify;
 mod sessions;
 mod settings;
@@ -80,6 +81,10 @@ pub use inventory::{
 };
 pub use jobs::{JobCounts, JobOutcome, JobRecord, JobState, WorkerRecord};
 pub use lease::{Lease, LeaseKey};
+pub use notifications::{
+    ChannelKind, DeliveryFilter, DeliveryStatus, DigestUpdate, ExpiringCertificate, NewDelivery,
+    NewNotificationChannel, NewNotificationRule, NotificationChannel, NotificationDelivery, NotificationRule,
+};
 pub use notify::{Listener, Notification};
 pub use sessions::{NewSession, RotateOutcome, Session, REUSE_REASON};
 pub use settings::Setting;
@@ -92,6 +97,7 @@ pub use types::{
     ApiTokenId, AuditId, BlackoutId, CertificateId, DeploymentId, GroupId, HostId, MaintenanceWindowId, Page, Paging,
     RegistrationTokenId, SessionId, SortDir, UnknownVariant, UserId, WebauthnCredentialId, MAX_PAGE_SIZE,
 };
+pub use types::{NotificationChannelId, NotificationDeliveryId, NotificationRuleId};
 pub use users::{AuthSource, LoginFailure, NewUser, OidcIdentity, Role, User, UserFilter, UserSort, UserUpdate};
 pub use webauthn::{NewWebauthnCredential, WebauthnCredential};
 pub use windows::{

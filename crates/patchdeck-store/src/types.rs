@@ -65,6 +65,12 @@ id_type! {
     MaintenanceWindowId;
     /// Id of a blackout (change-freeze) period.
     BlackoutId;
+    /// Id of a notification channel.
+    NotificationChannelId;
+    /// Id of a notification rule.
+    NotificationRuleId;
+    /// Id of a notification delivery (outbox row).
+    NotificationDeliveryId;
 }
 
 /// A stored text value that is not one of an enum's spellings.

@@ -41,6 +41,7 @@ pub struct ManagerConfig {
     pub push: PushConfig,
     pub log: LogConfig,
     pub deployments: DeploymentsConfig,
+    pub notifications: NotificationsConfig,
 }
 
 impl fmt::Debug for ManagerConfig {
@@ -58,6 +59,7 @@ impl fmt::Debug for ManagerConfig {
             .field("push", &self.push)
             .field("log", &self.log)
             .field("deployments", &self.deployments)
+            .field("notifications", &self.notifications)
             .finish()
     }
 }
@@ -77,6 +79,7 @@ impl Default for ManagerConfig {
             push: PushConfig::default(),
             log: LogConfig::default(),
             deployments: DeploymentsConfig::default(),
+            notifications: NotificationsConfig::default(),
         }
     }
 }
@@ -312,6 +315,39 @@ pub enum LogFormat {
     Text,
 }
 
+/// `[notifications]` — e-mail and webhooks (docs/notifications.md). Channels and rules are
+/// set up through the API; these are the process-wide knobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationsConfig {
+    /// Run the sender in this process (every process that runs it shares the work safely).
+    pub enabled: bool,
+    /// How often the sender looks for due deliveries when nothing woke it.
+    pub poll_secs: u64,
+    /// Waits between attempts of a delivery that failed for a reason that may pass; after the
+    /// last one the next failure is final (so a delivery gets `len + 1` attempts).
+    pub retry_delays_secs: Vec<u64>,
+    /// Hour of the day (UTC) from which the daily security digest is sent.
+    pub digest_hour: u8,
+    /// Certificates expiring within this many days are notified (once each).
+    pub certificate_expiry_days: u64,
+    /// Sent and failed deliveries are kept this long.
+    pub retention_days: u64,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            enabled: true,
+            poll_secs: 5,
+            retry_delays_secs: vec![30, 120, 600, 3600, 21_600],
+            digest_hour: 7,
+            certificate_expiry_days: 14,
+            retention_days: 30,
+        }
+    }
+}
+
 /// Values given on the command line or in the environment; they win over the file.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -425,6 +461,15 @@ impl ManagerConfig {
         check_range("deployments.preview_timeout_secs", d.preview_timeout_secs, 10, 86_400)?;
         check_range("deployments.worker_stale_secs", d.worker_stale_secs, 10, 86_400)?;
         check_range("deployments.retention_days", d.retention_days, 1, 36_500)?;
+        let n = &self.notifications;
+        check_range("notifications.poll_secs", n.poll_secs, 1, 3600)?;
+        check_range("notifications.retry_delays_secs (number of retries)", n.retry_delays_secs.len() as u64, 0, 20)?;
+        for delay in &n.retry_delays_secs {
+            check_range("notifications.retry_delays_secs", *delay, 1, 7 * 86_400)?;
+        }
+        check_range("notifications.digest_hour", u64::from(n.digest_hour), 0, 23)?;
+        check_range("notifications.certificate_expiry_days", n.certificate_expiry_days, 1, 365)?;
+        check_range("notifications.retention_days", n.retention_days, 1, 3650)?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .with_context(|| format!("log.level {:?} is not a valid filter", self.log.level))?;
         Ok(())
@@ -516,6 +561,25 @@ mod tests {
         assert!(err.to_string().contains("postgres://"), "{err}");
         let overrides = Overrides { public_url: Some("https://h.example/sub".into()), ..Overrides::default() };
         assert!(ManagerConfig::load(None, &overrides).is_err());
+    }
+
+    #[test]
+    fn notification_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        for (text, name) in [
+            ("[notifications]\ndigest_hour = 24\n", "notifications.digest_hour"),
+            ("[notifications]\nretry_delays_secs = [30, 0]\n", "notifications.retry_delays_secs"),
+            ("[notifications]\ncertificate_expiry_days = 0\n", "notifications.certificate_expiry_days"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = ManagerConfig::load(Some(&file), &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(name), "{err:#}");
+        }
+        std::fs::write(&file, "[notifications]\nretry_delays_secs = []\ndigest_hour = 23\n").unwrap();
+        let config = ManagerConfig::load(Some(&file), &Overrides::default()).unwrap();
+        assert!(config.notifications.retry_delays_secs.is_empty(), "no retries is allowed");
+        assert_eq!(config.notifications.certificate_expiry_days, 14);
     }
 
     #[test]

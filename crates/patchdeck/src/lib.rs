@@ -7,6 +7,7 @@
 //! - [`server`]: start-up (storage, keys, first admin) and the serve loop.
 //! - [`web`]: the HTTP layer: routes and permissions, authentication, handlers, errors.
 //! - [`hub`]: wake-ups of held agent check-ins and live events, across replicas.
+//! - [`notify`]: e-mail and webhook notifications (the outbox and its sender).
 //! - [`audit`], [`settings`], [`metrics`], [`clock`]: cross-cutting pieces.
 //! - [`windows`]: a host's or group's maintenance windows and blackouts as a calendar.
 
@@ -18,6 +19,7 @@ pub mod deploy;
 pub mod hub;
 pub mod jobs;
 pub mod metrics;
+pub mod notify;
 pub mod pki;
 pub mod push;
 pub mod server;

@@ -147,6 +147,8 @@ impl Manager {
 /// - on PostgreSQL, the listener that brings other processes' notifications;
 /// - with `push.enabled`, the push worker (one per database, see [`crate::push::service`]);
 /// - with `deployments.run_jobs`, the job worker (deployments; see [`crate::jobs`]).
+/// - with `notifications.enabled`, the notification sender and its daily checks
+///   ([`crate::notify::run`]).
 #[derive(Debug)]
 pub struct Background {
     stop: tokio::sync::watch::Sender<bool>,
@@ -161,6 +163,9 @@ impl Background {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut tasks = vec![tokio::spawn(upkeep(state.clone())), tokio::spawn(agent_upkeep(state.clone()))];
         tasks.extend(state.hub().start_listener().await?);
+        if state.config().notifications.enabled {
+            tasks.push(tokio::spawn(crate::notify::run(state.notifier(), stopped.clone())));
+        }
         let push = state.config().push.enabled.then(|| {
             let config = crate::push::service::worker_config(state);
             tokio::spawn(crate::push::service::run(state.clone(), config, stopped.clone()))

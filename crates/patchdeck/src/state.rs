@@ -44,6 +44,7 @@ struct Inner {
     checkin_slots: Arc<tokio::sync::Semaphore>,
     discoveries: crate::web::handlers::discoveries::Discoveries,
     job_wake: crate::jobs::JobWake,
+    notifier: crate::notify::Notifier,
 }
 
 impl AppState {
@@ -56,6 +57,12 @@ impl AppState {
     ) -> Self {
         let hub = Hub::new(store.clone());
         let checkin_slots = Arc::new(tokio::sync::Semaphore::new(config.agents.max_concurrent_checkins));
+        let notifier = crate::notify::Notifier::new(
+            store.clone(),
+            clock.clone(),
+            keys.secret_key.clone(),
+            config.notifications.clone(),
+        );
         AppState(Arc::new(Inner {
             hub,
             checkin_slots,
@@ -71,6 +78,7 @@ impl AppState {
             sso: tokio::sync::Mutex::new(None),
             discoveries: Default::default(),
             job_wake: Default::default(),
+            notifier,
         }))
     }
 
@@ -197,5 +205,10 @@ impl AppState {
             return Err(wait.max(1));
         }
         Ok(())
+    }
+
+    /// E-mail and webhook notifications: `state.notifier().emit(event)`.
+    pub fn notifier(&self) -> crate::notify::Notifier {
+        self.0.notifier.clone()
     }
 }

@@ -45,6 +45,9 @@ struct Fixtures {
     /// A maintenance window of `group` and a blackout of `group`.
     maintenance_window: i64,
     blackout: i64,
+    /// A notification channel (a Slack-format webhook to a closed loopback port) and a rule.
+    notification_channel: i64,
+    notification_rule: i64,
 }
 
 impl Fixtures {
@@ -124,9 +127,27 @@ impl Fixtures {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{blackout}");
+        let (status, channel) = admin
+            .post(
+                "/api/v1/notification-channels",
+                json!({ "name": "matrix", "kind": "webhook",
+                        "settings": { "url": "http://127.0.0.1:9/hook", "format": "slack" } }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{channel}");
+        let notification_channel = channel["id"].as_i64().unwrap();
+        let (status, rule) = admin
+            .post(
+                "/api/v1/notification-rules",
+                json!({ "name": "matrix", "events": ["host.unreachable"], "channel_id": notification_channel }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{rule}");
         Fixtures {
             maintenance_window: window["id"].as_i64().unwrap(),
             blackout: blackout["id"].as_i64().unwrap(),
+            notification_channel,
+            notification_rule: rule["id"].as_i64().unwrap(),
             command,
             discovery: discovery["id"].as_str().unwrap().to_owned(),
             user: user.id.0,
@@ -155,6 +176,8 @@ impl Fixtures {
             ("maintenance-windows", "id") => self.maintenance_window.to_string(),
             ("blackouts", "id") => self.blackout.to_string(),
             (_, "serial") => self.serial.clone(),
+            ("notification-channels", "id") => self.notification_channel.to_string(),
+            ("notification-rules", "id") => self.notification_rule.to_string(),
             _ => panic!("no fixture for {{{name}}} in {path}: add one to Fixtures"),
         }
     }

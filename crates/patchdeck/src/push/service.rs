@@ -62,7 +62,15 @@ impl PushStore for ManagerPushStore {
         last_seen: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<(), patchdeck_store::Error> {
-        self.0.store().set_host_status(host, status, last_seen, now).await.map(drop)
+        // The worker reports `unreachable` once per transition, but a new lease holder starts
+        // afresh: the stored status tells whether this is news.
+        let was_unreachable = status == HostStatus::Unreachable
+            && self.0.store().get_host(host).await?.is_some_and(|h| h.status == HostStatus::Unreachable);
+        self.0.store().set_host_status(host, status, last_seen, now).await?;
+        if status == HostStatus::Unreachable && !was_unreachable {
+            crate::web::handlers::agent::notify_unreachable(&self.0, host).await;
+        }
+        Ok(())
     }
 
     async fn replace_inventory(

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::handlers::notifications;
 use super::handlers::{
     agent, audit, auth, ca, commands, deployments, discoveries, enrollments, events, groups, health, hosts, inventory, passkeys,
     registration_tokens, settings, sso, users,
@@ -54,6 +55,12 @@ use super::handlers::{blackouts, maintenance_windows};
         maintenance_windows::get_host_next_window,
         blackouts::list_blackouts, blackouts::create_blackout, blackouts::get_blackout, blackouts::update_blackout,
         blackouts::delete_blackout,
+        notifications::list_notification_channels, notifications::create_notification_channel,
+        notifications::get_notification_channel, notifications::update_notification_channel,
+        notifications::delete_notification_channel, notifications::test_notification_channel,
+        notifications::list_notification_rules, notifications::create_notification_rule,
+        notifications::get_notification_rule, notifications::update_notification_rule,
+        notifications::delete_notification_rule, notifications::list_notification_deliveries,
     ),
     components(schemas(super::handlers::Order, crate::hub::LiveEvent, crate::hub::HostChange)),
     modifiers(&Security),

@@ -18,6 +18,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use super::authz::{authorize, Permission};
 use super::handlers::agent::authorize_agent;
+use super::handlers::notifications;
 use super::handlers::{
     agent, audit, auth, ca, commands, deployments, discoveries, enrollments, events, groups, health, hosts, inventory, passkeys,
     registration_tokens, settings, sso, users,
@@ -219,7 +220,20 @@ pub fn api(state: AppState) -> (Router, Vec<RouteSpec>) {
         .add(M::POST, "/api/v1/deployments/{id}/rollback", P::HostsWrite, deployments::rollback_deployment)
         .add(M::GET, "/api/v1/groups/{id}/policy", P::GroupsRead, deployments::get_group_policy)
         .add(M::PUT, "/api/v1/groups/{id}/policy", P::Admin, deployments::set_group_policy)
-        .add(M::GET, "/api/v1/workers", P::Admin, deployments::list_workers);
+        .add(M::GET, "/api/v1/workers", P::Admin, deployments::list_workers)
+        // Notifications (admins)
+        .add(M::GET, "/api/v1/notification-channels", P::Admin, notifications::list_notification_channels)
+        .add(M::POST, "/api/v1/notification-channels", P::Admin, notifications::create_notification_channel)
+        .add(M::GET, "/api/v1/notification-channels/{id}", P::Admin, notifications::get_notification_channel)
+        .add(M::PUT, "/api/v1/notification-channels/{id}", P::Admin, notifications::update_notification_channel)
+        .add(M::DELETE, "/api/v1/notification-channels/{id}", P::Admin, notifications::delete_notification_channel)
+        .add(M::POST, "/api/v1/notification-channels/{id}/test", P::Admin, notifications::test_notification_channel)
+        .add(M::GET, "/api/v1/notification-rules", P::Admin, notifications::list_notification_rules)
+        .add(M::POST, "/api/v1/notification-rules", P::Admin, notifications::create_notification_rule)
+        .add(M::GET, "/api/v1/notification-rules/{id}", P::Admin, notifications::get_notification_rule)
+        .add(M::PUT, "/api/v1/notification-rules/{id}", P::Admin, notifications::update_notification_rule)
+        .add(M::DELETE, "/api/v1/notification-rules/{id}", P::Admin, notifications::delete_notification_rule)
+        .add(M::GET, "/api/v1/notification-deliveries", P::Admin, notifications::list_notification_deliveries);
     let Routes { router, agent_router, specs, .. } = routes;
     // A held check-in lasts at most the interval (≤ 1 h) plus the time to answer.
     let agent_timeout = state.config().agents.checkin_interval() + Duration::from_secs(120);

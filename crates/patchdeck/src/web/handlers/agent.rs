@@ -727,6 +727,8 @@ pub async fn agent_upkeep(state: &AppState) -> anyhow::Result<()> {
     let cutoff = now - interval * 2 - SignedDuration::from_secs(30);
     for host in state.store().mark_pull_hosts_offline(cutoff, now).await? {
         state.hub().publish_host(host.0, "offline", HostChange::Status).await;
+        // Once per transition: only the statement that moved the host to offline returns it.
+        notify_unreachable(state, host).await;
     }
     let result_timeout = SignedDuration::from_secs(i64::try_from(agents.command_result_timeout_secs)?);
     for command in state.store().sweep_commands(now, result_timeout).await? {
@@ -734,6 +736,19 @@ pub async fn agent_upkeep(state: &AppState) -> anyhow::Result<()> {
         crate::deploy::command_finished(state, command.host_id, command.id).await;
     }
     Ok(())
+}
+
+/// `host.unreachable` for a host that just went `offline` or `unreachable` (failures are logged:
+/// a notification never stops the work that noticed the change).
+pub async fn notify_unreachable(state: &AppState, host: HostId) {
+    let result = match state.store().get_host(host).await {
+        Ok(Some(host)) => state.notifier().host_unreachable(&host).await.map_err(|e| e.to_string()),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(host.id = host.0, error = %e, "could not queue the host.unreachable notification");
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod health;
 pub mod hosts;
 pub mod inventory;
 pub mod maintenance_windows;
+pub mod notifications;
 pub mod passkeys;
 pub mod registration_tokens;
 pub mod settings;
