@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use patchdeck_agent::jobs::{
     procs, EngineConfig, JobEngine, JobErrorCode, PackageBackend, RebootError, Rebooter, SystemClock,
 };
+use patchdeck_agent::health::HealthSettings;
 use patchdeck_agent::pull::commands::{self, Accepted, Books, Runner};
 use patchdeck_agent::pull::ledger::CommandLedger;
 use patchdeck_agent::pull::outbox::Outbox;
@@ -32,7 +33,7 @@ const MACHINE: &str = "5e7a1c2b3d4f40a1b2c3d4e5f6a7b8c9";
 struct NoReboot;
 
 impl Rebooter for NoReboot {
-    fn reboot(&self, delay: Duration) -> Result<String, RebootError> {
+    fn reboot(&self, delay: Duration, _message: Option<&str>) -> Result<String, RebootError> {
         Ok(format!("(test) reboot in {}s not carried out", delay.as_secs()))
     }
     fn restart_agent(&self) -> Result<String, RebootError> {
@@ -58,8 +59,20 @@ fn backend(sb: &AptSandbox) -> PackageBackend {
 impl Agent {
     /// Opens everything on `state` as `serve` would at start.
     async fn open(sb: &AptSandbox, state: &std::path::Path, key: SigningKey, rebooter: Arc<dyn Rebooter>) -> Agent {
-        let engine =
-            JobEngine::open(state, EngineConfig::default(), backend(sb), rebooter, Arc::new(SystemClock)).unwrap();
+        let config = EngineConfig { hooks: None, ..EngineConfig::default() };
+        Agent::open_with(sb, state, key, rebooter, config, HealthSettings::default()).await
+    }
+
+    /// [`Agent::open`] with the engine's settings (hooks) and the health-check settings.
+    async fn open_with(
+        sb: &AptSandbox,
+        state: &std::path::Path,
+        key: SigningKey,
+        rebooter: Arc<dyn Rebooter>,
+        config: EngineConfig,
+        health: HealthSettings,
+    ) -> Agent {
+        let engine = JobEngine::open(state, config, backend(sb), rebooter, Arc::new(SystemClock)).unwrap();
         let paths = PullPaths::new(state);
         std::fs::create_dir_all(paths.dir()).unwrap();
         let books = Arc::new(Mutex::new(Books {
@@ -67,8 +80,14 @@ impl Agent {
             ledger: CommandLedger::open(&paths.commands()).unwrap(),
         }));
         let scanner = Arc::new(Scanner::load(backend(sb), paths.inventory()));
-        let runner =
-            Runner::new(engine.clone(), backend(sb), Arc::clone(&scanner), Arc::clone(&books), Arc::new(SystemClock));
+        let runner = Runner::new(
+            engine.clone(),
+            backend(sb),
+            Arc::clone(&scanner),
+            Arc::clone(&books),
+            Arc::new(SystemClock),
+            health,
+        );
         let seen = SeenStore::open(&paths.seen()).unwrap();
         Agent { key, paths, engine, books, scanner, runner, seen }
     }

@@ -180,6 +180,9 @@ both_backends!(commands_are_queued_listed_cancelled_and_retried_within_scope, |m
         output: "E: Could not get lock /var/lib/dpkg/lock-frontend".into(),
         changes: Vec::new(),
         reboot_required: false,
+        hooks: Vec::new(),
+        checks: Vec::new(),
+        preview: None,
     };
     store.apply_command_result(HostId(f.free), &failure, m.state.now()).await.unwrap();
     let (_, failed) = f.operator.get(&format!("/api/v1/commands/{free_upgrade}")).await;

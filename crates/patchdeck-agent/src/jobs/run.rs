@@ -74,6 +74,7 @@ fn transact(ctx: &JobCtx, pm: &dyn PackageManager, op: Operation) -> Result<usiz
         };
         ctx.log(format!("plan ({}): {change}", item.action.as_str()));
     }
+    ctx.pre_hooks(&planned)?;
     ctx.check()?;
     let mut sink = |stream, line: &str| ctx.output_line(stream, line);
     let applied = pm.apply(&op, Some(&mut sink)).map_err(|e| pkg_failure(ctx, e))?;
@@ -195,6 +196,8 @@ fn patch_apply(ctx: &JobCtx, pm: &dyn PackageManager, request: PatchApply) -> Re
         None => 0,
     };
     ctx.progress(90, format!("patches applied: {changed} package change(s)"));
+    // The post-patch hooks run before a reboot is scheduled (once; the engine skips them later).
+    ctx.post_hooks(true)?;
 
     let mut rebooting = false;
     match pm.reboot_status() {
@@ -214,7 +217,7 @@ fn patch_apply(ctx: &JobCtx, pm: &dyn PackageManager, request: PatchApply) -> Re
                 ctx.progress(95, format!("rebooting in {}s: {reason}", request.reboot_delay.as_secs()));
                 let done = ctx
                     .rebooter()
-                    .reboot(request.reboot_delay)
+                    .reboot(request.reboot_delay, None)
                     .map_err(|e| Failure::new(JobErrorCode::RebootError, e.to_string()))?;
                 ctx.log(done);
                 rebooting = true;
