@@ -64,6 +64,9 @@ fn transact(ctx: &JobCtx, pm: &dyn PackageManager, op: Operation) -> Result<usiz
         ctx.log(format!("{op}: nothing to do"));
         return Ok(0);
     }
+    // The hooks run before the plan is recorded: after a failing pre-hook the job changed, and
+    // reports, nothing.
+    ctx.pre_hooks(&planned)?;
     ctx.record_changes(&planned)?;
     for item in &planned.items {
         let change = RecordedChange {
@@ -74,7 +77,6 @@ fn transact(ctx: &JobCtx, pm: &dyn PackageManager, op: Operation) -> Result<usiz
         };
         ctx.log(format!("plan ({}): {change}", item.action.as_str()));
     }
-    ctx.pre_hooks(&planned)?;
     ctx.check()?;
     let mut sink = |stream, line: &str| ctx.output_line(stream, line);
     let applied = pm.apply(&op, Some(&mut sink)).map_err(|e| pkg_failure(ctx, e))?;

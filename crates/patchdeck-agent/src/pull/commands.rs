@@ -967,4 +967,79 @@ mod tests {
         // Versions compare by the package manager's rules, not as text.
         assert_eq!(action(change(Some("1.0~rc1-1"), Some("1.0-1"))), TxAction::Upgrade);
     }
+
+    #[test]
+    fn dry_runs_predict_a_reboot_from_the_packages_and_the_host() {
+        use patchdeck_proto::{BackendKind, OsInfo, RebootStatus, ScanReport, TxItem, SCAN_SCHEMA_VERSION};
+        let item = |name: &str, action: TxAction| TxItem {
+            name: name.into(),
+            action,
+            from: Some("1".into()),
+            to: (action != TxAction::Remove).then(|| "2".into()),
+            arch: None,
+        };
+        let tx = |items: Vec<TxItem>| Transaction { items };
+        let quiet = preview_of(&tx(vec![item("hello", TxAction::Upgrade), item("curl", TxAction::Install)]), None);
+        assert!(!quiet.reboot_required && quiet.reboot_reasons.is_empty());
+        assert_eq!((quiet.upgrades.len(), quiet.installs.len()), (1, 1));
+        // Kernels, the C library, init, D-Bus and microcode on every package manager's names.
+        for name in [
+            "linux-image-6.1.0-27-amd64",
+            "linux-signed-amd64",
+            "kernel",
+            "kernel-core",
+            "kernel-default",
+            "linux",
+            "linux-lts",
+            "glibc",
+            "libc6",
+            "musl",
+            "systemd",
+            "libsystemd0",
+            "dbus",
+            "dbus-broker",
+            "intel-microcode",
+        ] {
+            let preview = preview_of(&tx(vec![item("hello", TxAction::Upgrade), item(name, TxAction::Upgrade)]), None);
+            assert!(preview.reboot_required, "{name}");
+            assert_eq!(preview.reboot_reasons, [format!("{name} 2 is upgraded")], "{name}");
+        }
+        // Removing an old kernel needs no reboot.
+        assert!(!preview_of(&tx(vec![item("linux-image-6.1.0-20-amd64", TxAction::Remove)]), None).reboot_required);
+
+        // The scan's evidence counts: the host already needs one, or the update is flagged.
+        let mut report = ScanReport {
+            schema_version: SCAN_SCHEMA_VERSION,
+            scanned_at: Timestamp::UNIX_EPOCH,
+            os: OsInfo::default(),
+            backend: BackendKind::Apt,
+            version_format: VersionFormat::Deb,
+            last_refresh: None,
+            installed: vec![],
+            updates: vec![],
+            reboot: RebootStatus {
+                required: true,
+                reasons: vec!["/var/run/reboot-required exists".into()],
+                ..RebootStatus::default()
+            },
+        };
+        let preview = preview_of(&tx(vec![item("hello", TxAction::Upgrade)]), Some(&report));
+        assert_eq!(
+            preview.reboot_reasons,
+            ["the host already needs a reboot (/var/run/reboot-required exists)"]
+        );
+        report.reboot = RebootStatus::default();
+        report.updates = vec![patchdeck_proto::AvailableUpdate {
+            name: "openssl".into(),
+            arch: "amd64".into(),
+            current_version: "1".into(),
+            candidate_version: "2".into(),
+            repository: None,
+            security: patchdeck_proto::SecurityInfo::new(SecurityClass::Unknown, "test"),
+            cves: vec![],
+            reboot_likely: true,
+        }];
+        let preview = preview_of(&tx(vec![item("openssl", TxAction::Upgrade)]), Some(&report));
+        assert_eq!(preview.reboot_reasons, ["openssl 2 is upgraded"]);
+    }
 }
