@@ -232,6 +232,10 @@ both_backends!(hosts_that_cannot_take_commands_are_refused, |m: TestManager| asy
     let heartbeat = json!({ "type": "heartbeat", "enabled": true });
     let (status, body) = f.admin.post(&format!("/api/v1/hosts/{push}/commands"), heartbeat).await;
     assert_eq!(status, StatusCode::CONFLICT, "push host heartbeat: {body}");
+    let check = json!({ "type": "health_check", "probes": [{ "type": "tcp", "address": "127.0.0.1:22" }] });
+    let (status, body) = f.admin.post(&format!("/api/v1/hosts/{push}/commands"), check).await;
+    assert_eq!(status, StatusCode::CONFLICT, "push host health check: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("no health checks"), "{body}");
     let store = m.state.store();
     store.set_host_approval(HostId(f.free), Approval::Pending, m.state.now()).await.unwrap();
     let (status, body) = f.admin.post(&format!("/api/v1/hosts/{}/commands", f.free), scan()).await;
