@@ -62,7 +62,8 @@ pub async fn run_checks(
     validate_health_check(units, probes)?;
     let units: Vec<String> =
         units.iter().enumerate().map(|(i, u)| normalize_unit(&format!("units[{i}]"), u)).collect::<Result<_, _>>()?;
-    let client = if probes.iter().any(|p| matches!(p, Probe::Http { .. })) { Some(http_client(settings)) } else { None };
+    let client =
+        if probes.iter().any(|p| matches!(p, Probe::Http { .. })) { Some(http_client(settings)) } else { None };
     let unit_checks = units.into_iter().map(|unit| {
         let argv = settings.unit_command.clone();
         async move { check_unit(argv, unit).await }
@@ -84,9 +85,11 @@ pub async fn run_checks(
             }
         }
     });
-    let (mut results, probes) =
-        futures_util::future::join(futures_util::future::join_all(unit_checks), futures_util::future::join_all(probe_checks))
-            .await;
+    let (mut results, probes) = futures_util::future::join(
+        futures_util::future::join_all(unit_checks),
+        futures_util::future::join_all(probe_checks),
+    )
+    .await;
     results.extend(probes);
     Ok(results)
 }
@@ -157,10 +160,7 @@ fn ca_pem(settings: &HealthSettings) -> Result<String, String> {
     match &settings.ca_cert {
         Some(path) => read(path),
         None => SYSTEM_CA_BUNDLES.iter().map(Path::new).find(|p| p.is_file()).map(read).unwrap_or_else(|| {
-            Err(format!(
-                "no CA bundle for https probes in {}; set health.ca_cert",
-                SYSTEM_CA_BUNDLES.join(", ")
-            ))
+            Err(format!("no CA bundle for https probes in {}; set health.ca_cert", SYSTEM_CA_BUNDLES.join(", ")))
         }),
     }
 }
@@ -237,10 +237,8 @@ async fn check_tcp(address: &str, timeout: Duration) -> CheckResult {
     let started = Instant::now();
     let attempt = async {
         let (host, port) = split_address(address)?;
-        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?
-            .collect();
+        let addrs: Vec<std::net::SocketAddr> =
+            tokio::net::lookup_host((host, port)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?.collect();
         let mut last = format!("{host} has no address");
         for addr in addrs {
             match tokio::net::TcpStream::connect(addr).await {
@@ -275,7 +273,13 @@ pub fn summary_lines(results: &[CheckResult]) -> Vec<String> {
                 CheckKind::Http => "http",
                 CheckKind::Tcp => "tcp",
             };
-            format!("{} {kind} {}: {} ({} ms)", if r.passed { "ok  " } else { "FAIL" }, r.target, r.detail, r.duration_ms)
+            format!(
+                "{} {kind} {}: {} ({} ms)",
+                if r.passed { "ok  " } else { "FAIL" },
+                r.target,
+                r.detail,
+                r.duration_ms
+            )
         })
         .collect()
 }

@@ -209,7 +209,12 @@ fn unsafe_hooks_are_skipped_and_reported() {
 #[test]
 fn hook_output_is_bounded_keeping_the_end() {
     let hooks = Hooks::new();
-    hooks.add(HookPhase::Pre, "10-chatty", "seq 1 100000; head -c 300000 /dev/zero | tr '\\0' x; echo; echo the end", 0o755);
+    hooks.add(
+        HookPhase::Pre,
+        "10-chatty",
+        "seq 1 100000; head -c 300000 /dev/zero | tr '\\0' x; echo; echo the end",
+        0o755,
+    );
     let (runs, log) = run(&hooks, HookPhase::Pre, Duration::from_secs(60));
     let output = &runs[0].output;
     assert_eq!(runs[0].outcome, HookOutcome::Passed);

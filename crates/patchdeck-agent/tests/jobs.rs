@@ -523,7 +523,10 @@ async fn reboots_are_blocked_while_jobs_run_unless_forced_and_patch_apply_reboot
     ));
     assert!(matches!(engine.rollback(held.job_id).await, Err(EngineError::RollbackNotAllowed { .. })));
 
-    let forced = engine.submit(JobRequest::Reboot { delay: Duration::from_secs(120), force: true, message: None }).await.unwrap();
+    let forced = engine
+        .submit(JobRequest::Reboot { delay: Duration::from_secs(120), force: true, message: None })
+        .await
+        .unwrap();
     let forced = finished(engine, forced.job_id).await;
     assert_eq!(forced.status, JobStatus::Completed, "{forced:#?}");
     assert_eq!(h.rebooter.calls(), [Duration::from_secs(120)]);
@@ -611,7 +614,8 @@ async fn list_delete_retention_self_update_and_restart_without_package_jobs() {
         ids.push(job.job_id);
         clock.advance(Duration::from_secs(60));
     }
-    let reboot = engine.submit(JobRequest::Reboot { delay: Duration::ZERO, force: false, message: None }).await.unwrap();
+    let reboot =
+        engine.submit(JobRequest::Reboot { delay: Duration::ZERO, force: false, message: None }).await.unwrap();
     assert_eq!(finished(&engine, reboot.job_id).await.status, JobStatus::Completed);
 
     // Only the newest three finished jobs are kept, on disk too.

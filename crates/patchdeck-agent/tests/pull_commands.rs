@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use patchdeck_agent::health::HealthSettings;
 use patchdeck_agent::jobs::{
     procs, EngineConfig, JobEngine, JobErrorCode, PackageBackend, RebootError, Rebooter, SystemClock,
 };
-use patchdeck_agent::health::HealthSettings;
 use patchdeck_agent::pull::commands::{self, Accepted, Books, Runner};
 use patchdeck_agent::pull::ledger::CommandLedger;
 use patchdeck_agent::pull::outbox::Outbox;
@@ -332,7 +332,10 @@ async fn previews_hooks_health_checks_and_reboot_warnings_reach_the_results() {
     assert!(refused.error.as_ref().unwrap().message.contains("cannot drain: hello"), "{refused:#?}");
     assert_eq!(refused.hooks.len(), 1);
     let hook = &refused.hooks[0];
-    assert_eq!((hook.phase, hook.name.as_str(), hook.outcome, hook.exit_code), (HookPhase::Pre, "10-drain", HookOutcome::Failed, Some(4)));
+    assert_eq!(
+        (hook.phase, hook.name.as_str(), hook.outcome, hook.exit_code),
+        (HookPhase::Pre, "10-drain", HookOutcome::Failed, Some(4))
+    );
     assert!(hook.output.starts_with("cannot drain: hello\n"), "{}", hook.output);
     assert!(refused.output.contains("[pre-patch 10-drain] cannot drain: hello"), "{}", refused.output);
     assert!(refused.changes.is_empty(), "nothing changed, nothing to roll back: {refused:#?}");

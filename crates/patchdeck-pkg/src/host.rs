@@ -137,8 +137,7 @@ mod tests {
 
     #[test]
     fn reboot_likely_packages() {
-        for name in
-        [
+        for name in [
             "linux-image-6.1.0-18-amd64",
             "kernel-core",
             "libc6",

@@ -452,9 +452,9 @@ pub struct CommandResult {
     /// Every check of a `health_check` command, in the order asked (units, then probes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckResult>,
-    /// A dry run's changes by kind, with the reboot prediction.
+    /// A dry run's changes by kind, with the reboot prediction (boxed: most results have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preview: Option<DryRunPreview>,
+    pub preview: Option<Box<DryRunPreview>>,
 }
 
 /// A failed command's reason.

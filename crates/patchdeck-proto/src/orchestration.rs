@@ -279,7 +279,9 @@ pub fn validate_health_check(units: &[String], probes: &[Probe]) -> Result<(), V
         if !(MIN_PROBE_TIMEOUT_SECS..=MAX_PROBE_TIMEOUT_SECS).contains(&timeout) {
             return Err(ValidationError::new(
                 format!("probes[{i}].timeout_secs"),
-                format!("must be between {MIN_PROBE_TIMEOUT_SECS} and {MAX_PROBE_TIMEOUT_SECS} seconds (got {timeout})"),
+                format!(
+                    "must be between {MIN_PROBE_TIMEOUT_SECS} and {MAX_PROBE_TIMEOUT_SECS} seconds (got {timeout})"
+                ),
             ));
         }
         match probe {

@@ -1,12 +1,12 @@
 //! The pull protocol's JSON is a contract between agent and manager versions: pinned here.
 
 use patchdeck_proto::agent::*;
+use patchdeck_proto::orchestration::{self, MAX_HEALTH_CHECKS};
 use patchdeck_proto::{
     AvailableUpdate, BackendKind, InstalledPackage, OsInfo, RebootStatus, ScanReport, SecurityClass, SecurityInfo,
     TxAction, SCAN_SCHEMA_VERSION,
 };
 use patchdeck_version::VersionFormat;
-use patchdeck_proto::orchestration::{self, MAX_HEALTH_CHECKS};
 use proptest::prelude::*;
 use serde_json::json;
 use uuid::Uuid;
@@ -297,12 +297,12 @@ fn orchestration_results_json_is_pinned() {
         from: Some("6.1.0-26".into()),
         to: Some("6.1.0-27".into()),
     };
-    result.preview = Some(DryRunPreview {
+    result.preview = Some(Box::new(DryRunPreview {
         upgrades: vec![change],
         reboot_required: true,
         reboot_reasons: vec!["linux-image-amd64 6.1.0-27 is upgraded".into()],
         ..DryRunPreview::default()
-    });
+    }));
     let value = serde_json::to_value(&result).unwrap();
     assert_eq!(
         value["hooks"],
@@ -394,20 +394,20 @@ fn arb_check() -> impl Strategy<Value = CheckResult> {
 }
 
 fn arb_preview() -> impl Strategy<Value = DryRunPreview> {
-    (proptest::collection::vec(arb_change(), 0..6), any::<bool>(), proptest::collection::vec(arb_text(), 0..3)).prop_map(
-        |(changes, reboot, reasons)| DryRunPreview {
+    (proptest::collection::vec(arb_change(), 0..6), any::<bool>(), proptest::collection::vec(arb_text(), 0..3))
+        .prop_map(|(changes, reboot, reasons)| DryRunPreview {
             reboot_required: reboot,
             reboot_reasons: reasons,
             ..DryRunPreview::from_changes(&changes)
-        },
-    )
+        })
 }
 
 fn arb_probe() -> impl Strategy<Value = Probe> {
     prop_oneof![
         ("http://[a-z]{1,10}(:[0-9]{1,5})?/[a-z]{0,10}", proptest::option::of(100u16..600), 1u64..=60)
             .prop_map(|(url, expect_status, timeout_secs)| Probe::Http { url, expect_status, timeout_secs }),
-        ("[a-z]{1,10}:[1-9][0-9]{0,3}", 1u64..=60).prop_map(|(address, timeout_secs)| Probe::Tcp { address, timeout_secs }),
+        ("[a-z]{1,10}:[1-9][0-9]{0,3}", 1u64..=60)
+            .prop_map(|(address, timeout_secs)| Probe::Tcp { address, timeout_secs }),
     ]
 }
 
@@ -416,7 +416,7 @@ proptest! {
     fn results_with_hooks_checks_and_previews_round_trip(
         hooks in proptest::collection::vec(arb_hook(), 0..4),
         checks in proptest::collection::vec(arb_check(), 0..4),
-        preview in proptest::option::of(arb_preview()),
+        preview in proptest::option::of(arb_preview().prop_map(Box::new)),
     ) {
         let result = CommandResult { hooks, checks, preview, ..sample_result() };
         let text = serde_json::to_string(&result).unwrap();

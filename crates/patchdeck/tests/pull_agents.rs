@@ -775,7 +775,11 @@ both_backends!(hooks_health_checks_and_reboots_through_the_manager, |m: TestMana
     let upgrade = json!({ "type": "upgrade", "selection": { "mode": "packages", "packages": ["hello=1.1-1"] } });
     let id = queue(&admin, host_id, upgrade).await;
     let done = finished(&admin, &id, LIMIT, || a.log()).await;
-    assert_eq!((done["state"].as_str(), done["error_code"].as_str()), (Some("failed"), Some("pre_hook_failed")), "{done}");
+    assert_eq!(
+        (done["state"].as_str(), done["error_code"].as_str()),
+        (Some("failed"), Some("pre_hook_failed")),
+        "{done}"
+    );
     let message = done["error_message"].as_str().unwrap();
     assert!(message.contains("10-drain") && message.contains("node busy, not draining hello"), "{done}");
     let output = done["output"].as_str().unwrap();
@@ -795,7 +799,10 @@ both_backends!(hooks_health_checks_and_reboots_through_the_manager, |m: TestMana
         "{done}"
     );
     let output = done["output"].as_str().unwrap();
-    assert!(output.contains(&format!("FAIL tcp {closed}")) && output.contains("FAIL unit nginx.service: inactive"), "{output}");
+    assert!(
+        output.contains(&format!("FAIL tcp {closed}")) && output.contains("FAIL unit nginx.service: inactive"),
+        "{output}"
+    );
     // The manager checks what it queues.
     let (status, body) = admin
         .post(&format!("/api/v1/hosts/{host_id}/commands"), json!({ "type": "health_check", "units": ["-x"] }))

@@ -252,7 +252,10 @@ fn run_one(
         Err(PkgError::Timeout { .. }) => (
             HookOutcome::TimedOut,
             None,
-            Some(format!("ran past the hook timeout of {} s; its process group was killed", settings.timeout.as_secs())),
+            Some(format!(
+                "ran past the hook timeout of {} s; its process group was killed",
+                settings.timeout.as_secs()
+            )),
         ),
         Err(err) => (HookOutcome::Failed, None, Some(format!("could not be run: {err}"))),
     };

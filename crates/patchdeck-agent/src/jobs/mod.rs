@@ -78,11 +78,11 @@ use patchdeck_proto::{BackendKind, Transaction, TxAction};
 use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
+pub use hooks::HookSettings;
 pub use model::{
     Clock, JobErrorCode, JobEvent, JobEventKind, JobRecord, JobRequest, ManualClock, PatchApply, RecordedChange,
     Requester, SystemClock, JOB_MARKER_ENV, RECORD_FORMAT,
 };
-pub use hooks::HookSettings;
 pub use reboot::{CommandRebooter, RebootError, Rebooter};
 
 /// The reason recorded on jobs a previous agent process left unfinished.
@@ -800,7 +800,7 @@ impl JobCtx {
         };
         self.progress(10, "running the pre-patch hooks");
         let runs = hooks::run_phase(&settings, HookPhase::Pre, &context, &mut |line| self.log(line));
-        let failed = runs.iter().find(|r| hooks::is_failure(r)).map(|r| hook_failure_text(r));
+        let failed = runs.iter().find(|r| hooks::is_failure(r)).map(hook_failure_text);
         self.record_hooks(runs);
         match failed {
             Some(why) => {
@@ -840,10 +840,7 @@ impl JobCtx {
         if failed.is_empty() {
             return Ok(());
         }
-        Err(Failure::new(
-            JobErrorCode::PostHookFailed,
-            format!("{}; the package changes stand", failed.join("; ")),
-        ))
+        Err(Failure::new(JobErrorCode::PostHookFailed, format!("{}; the package changes stand", failed.join("; "))))
     }
 
     fn record_hooks(&self, runs: Vec<patchdeck_proto::orchestration::HookRun>) {

@@ -560,7 +560,7 @@ fn start_dry_run(inner: &Arc<Inner>, id: Uuid, op: Result<Option<Operation>, Fai
                 done.output = truncate_output(&lines.join("\n"), MAX_RESULT_OUTPUT_BYTES);
                 done.changes = changes_of(&tx);
                 done.reboot_required = preview.reboot_required;
-                done.preview = Some(preview);
+                done.preview = Some(Box::new(preview));
                 inner.report(done);
             }
             Err(fail) => inner.report(failed(id, now, None, fail)),
@@ -696,8 +696,7 @@ pub fn preview_of(tx: &Transaction, scan: Option<&ScanReport>) -> DryRunPreview 
         reasons.push(format!("the host already needs a reboot ({why})"));
     }
     for item in tx.items.iter().filter(|i| i.action != TxAction::Remove) {
-        let flagged =
-            scan.is_some_and(|r| r.updates.iter().any(|u| u.name == item.name && u.reboot_likely));
+        let flagged = scan.is_some_and(|r| r.updates.iter().any(|u| u.name == item.name && u.reboot_likely));
         if flagged || patchdeck_pkg::host::reboot_likely(&item.name) {
             let version = item.to.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
             reasons.push(format!("{}{version} is {}", item.name, past_tense(item.action)));
@@ -726,7 +725,12 @@ async fn health_command(inner: Arc<Inner>, id: Uuid, units: Vec<String>, probes:
     let checks = match checks {
         Ok(checks) => checks,
         Err(err) => {
-            return inner.report(failed(id, now, None, Fail::new(JobErrorCode::ValidationError.as_str(), err.to_string())))
+            return inner.report(failed(
+                id,
+                now,
+                None,
+                Fail::new(JobErrorCode::ValidationError.as_str(), err.to_string()),
+            ))
         }
     };
     let failing: Vec<String> =
@@ -1024,10 +1028,7 @@ mod tests {
             },
         };
         let preview = preview_of(&tx(vec![item("hello", TxAction::Upgrade)]), Some(&report));
-        assert_eq!(
-            preview.reboot_reasons,
-            ["the host already needs a reboot (/var/run/reboot-required exists)"]
-        );
+        assert_eq!(preview.reboot_reasons, ["the host already needs a reboot (/var/run/reboot-required exists)"]);
         report.reboot = RebootStatus::default();
         report.updates = vec![patchdeck_proto::AvailableUpdate {
             name: "openssl".into(),

@@ -273,10 +273,7 @@ impl MetricsSampler {
             swap_free_bytes: memory.swap_free,
             disks: local_disks(&mounts),
             uptime_secs: self.read("uptime").as_deref().and_then(parse_uptime).unwrap_or(0),
-            boot_id: std::fs::read_to_string(&self.boot_id)
-                .ok()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty()),
+            boot_id: std::fs::read_to_string(&self.boot_id).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
             kernel: Some(rustix::system::uname().release().to_string_lossy().into_owned()),
             reboot_required,
         }

@@ -18,10 +18,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use jiff::{SignedDuration, Timestamp};
 use patchdeck_proto::agent::{Command, CommandState, PackageChange, Selection};
-use patchdeck_proto::orchestration::{validate_health_check, validate_reboot_message};
 use patchdeck_proto::lpa::validate::{
     validate_delay, validate_list_len, validate_package_name, validate_version, ValidationError,
 };
+use patchdeck_proto::orchestration::{validate_health_check, validate_reboot_message};
 use patchdeck_store::{Approval, CommandFilter, CommandRecord, GroupId, Host, HostId, NewCommand, Scope, Transport};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -725,9 +725,18 @@ mod tests {
             (json!({ "type": "reboot", "message": "x".repeat(257) }), "message"),
             (json!({ "type": "health_check" }), "units"),
             (json!({ "type": "health_check", "units": ["--all"] }), "units[0]"),
-            (json!({ "type": "health_check", "probes": [{ "type": "http", "url": "file:///etc/shadow" }] }), "probes[0].url"),
-            (json!({ "type": "health_check", "probes": [{ "type": "tcp", "address": "db", "timeout_secs": 5 }] }), "probes[0].address"),
-            (json!({ "type": "health_check", "probes": [{ "type": "tcp", "address": "db:1", "timeout_secs": 61 }] }), "probes[0].timeout_secs"),
+            (
+                json!({ "type": "health_check", "probes": [{ "type": "http", "url": "file:///etc/shadow" }] }),
+                "probes[0].url",
+            ),
+            (
+                json!({ "type": "health_check", "probes": [{ "type": "tcp", "address": "db", "timeout_secs": 5 }] }),
+                "probes[0].address",
+            ),
+            (
+                json!({ "type": "health_check", "probes": [{ "type": "tcp", "address": "db:1", "timeout_secs": 61 }] }),
+                "probes[0].timeout_secs",
+            ),
         ] {
             let error = parse_command(bad.clone(), "").expect_err(&bad.to_string());
             assert_eq!(error.code, "validation_error", "{bad}");
