@@ -654,6 +654,35 @@ mod tests {
     }
 
     #[test]
+    fn hooks_health_and_reboot_sections_are_read_and_checked() {
+        let c = AgentConfig::parse(
+            "hooks:\n  dir: /srv/hooks\n  timeout_secs: 30\nhealth:\n  unit_command: [/usr/local/bin/is-up]\n\
+             reboot:\n  delayed_command: [shutdown, -r, \"+{minutes}\"]\n  boot_id_path: /run/test/boot_id\n",
+        )
+        .unwrap();
+        assert_eq!(c.hooks.engine_hooks().dir, Path::new("/srv/hooks"));
+        assert_eq!(c.hooks.engine_hooks().timeout, Duration::from_secs(30));
+        assert_eq!(c.health.unit_command, ["/usr/local/bin/is-up"]);
+        assert_eq!(c.reboot.boot_id_path, Path::new("/run/test/boot_id"));
+        assert_eq!(
+            c.reboot.rebooter().command_for(Duration::from_secs(61), Some("bye")),
+            ["shutdown", "-r", "+2", "bye"]
+        );
+        for (bad, key) in [
+            ("hooks:\n  dir: relative\n", "hooks.dir"),
+            ("hooks:\n  timeout_secs: 0\n", "hooks.timeout_secs"),
+            ("health:\n  unit_command: []\n", "health.unit_command"),
+            ("health:\n  ca_cert: ca.pem\n", "health.ca_cert"),
+            ("reboot:\n  command: []\n", "reboot.command"),
+            ("reboot:\n  delayed_command: [shutdown, -r, now]\n", "reboot.delayed_command"),
+            ("reboot:\n  boot_id_path: boot_id\n", "reboot.boot_id_path"),
+        ] {
+            let err = AgentConfig::parse(bad).unwrap_err();
+            assert!(format!("{err:#}").contains(key), "{bad}: {err:#}");
+        }
+    }
+
+    #[test]
     fn missing_explicit_file_is_an_error() {
         let err = AgentConfig::load(Some(Path::new("/nonexistent/agent.yaml"))).unwrap_err();
         assert!(format!("{err:#}").contains("/nonexistent/agent.yaml"), "{err:#}");
