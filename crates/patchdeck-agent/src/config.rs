@@ -30,6 +30,9 @@ pub struct AgentConfig {
     pub push: PushConfig,
     pub pull: PullConfig,
     pub audit: crate::audit::AuditConfig,
+    pub hooks: HooksConfig,
+    pub health: HealthConfig,
+    pub reboot: RebootConfig,
 }
 
 impl Default for AgentConfig {
@@ -41,6 +44,9 @@ impl Default for AgentConfig {
             push: PushConfig::default(),
             pull: PullConfig::default(),
             audit: crate::audit::AuditConfig::default(),
+            hooks: HooksConfig::default(),
+            health: HealthConfig::default(),
+            reboot: RebootConfig::default(),
         }
     }
 }
@@ -414,6 +420,132 @@ impl PackageManagerConfig {
     }
 }
 
+/// Where the hook directories are unless configured otherwise.
+pub const DEFAULT_HOOKS_DIR: &str = "/etc/patchdeck/hooks";
+
+/// `hooks:` — local executables run before and after every package job that changes the host
+/// (`<dir>/pre-patch.d/`, `<dir>/post-patch.d/`; see `crate::jobs::hooks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HooksConfig {
+    /// The directory holding `pre-patch.d/` and `post-patch.d/` (absolute).
+    pub dir: PathBuf,
+    /// Limit for one hook; past it the hook's process group is killed and it counts as failed.
+    pub timeout_secs: u64,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        HooksConfig { dir: PathBuf::from(DEFAULT_HOOKS_DIR), timeout_secs: 600 }
+    }
+}
+
+impl HooksConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        if !self.dir.is_absolute() {
+            bail!("hooks.dir must be an absolute path, got {}", self.dir.display());
+        }
+        if !(1..=24 * 3600).contains(&self.timeout_secs) {
+            bail!("hooks.timeout_secs must be between 1 and 86400, got {}", self.timeout_secs);
+        }
+        Ok(())
+    }
+
+    /// The engine's hook settings.
+    pub fn engine_hooks(&self) -> crate::jobs::HookSettings {
+        crate::jobs::HookSettings { dir: self.dir.clone(), timeout: Duration::from_secs(self.timeout_secs) }
+    }
+}
+
+/// `health:` — how a `health_check` command checks units and HTTPS probes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// The command asked whether a unit is active; the unit name is appended after `--`.
+    /// Exit code 0 means active; its first output line is the state shown.
+    pub unit_command: Vec<String>,
+    /// CA certificates (PEM) for https probes; unset: the system bundle.
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig { unit_command: vec!["systemctl".into(), "is-active".into()], ca_cert: None }
+    }
+}
+
+impl HealthConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.unit_command.first().is_none_or(|p| p.trim().is_empty()) {
+            bail!("health.unit_command must name a program");
+        }
+        if self.ca_cert.as_ref().is_some_and(|p| !p.is_absolute()) {
+            bail!("health.ca_cert must be an absolute path");
+        }
+        Ok(())
+    }
+}
+
+/// `reboot:` — the commands that reboot the host and restart the agent, and where the boot id
+/// comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RebootConfig {
+    /// Run for a reboot now without a warning.
+    pub command: Vec<String>,
+    /// Run for a delayed reboot, or one with a warning: `{minutes}` becomes the delay in whole
+    /// minutes (rounded up; 0 for now), and the warning, when there is one, is appended as the
+    /// last argument (`shutdown` broadcasts it to logged-in users with `wall`).
+    pub delayed_command: Vec<String>,
+    /// Run to restart the agent after a self-update.
+    pub restart_agent_command: Vec<String>,
+    /// Where the boot id is read for every check-in (changes at every boot).
+    pub boot_id_path: PathBuf,
+}
+
+impl Default for RebootConfig {
+    fn default() -> Self {
+        let commands = crate::jobs::CommandRebooter::default();
+        RebootConfig {
+            command: commands.immediate,
+            delayed_command: commands.delayed,
+            restart_agent_command: commands.restart_agent,
+            boot_id_path: PathBuf::from(crate::pull::metrics::BOOT_ID_PATH),
+        }
+    }
+}
+
+impl RebootConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        for (name, argv) in [
+            ("command", &self.command),
+            ("delayed_command", &self.delayed_command),
+            ("restart_agent_command", &self.restart_agent_command),
+        ] {
+            if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                bail!("reboot.{name} must name a program");
+            }
+        }
+        if !self.delayed_command.iter().any(|a| a.contains("{minutes}")) {
+            bail!("reboot.delayed_command must contain {{minutes}} (the delay in whole minutes)");
+        }
+        if !self.boot_id_path.is_absolute() {
+            bail!("reboot.boot_id_path must be an absolute path, got {}", self.boot_id_path.display());
+        }
+        Ok(())
+    }
+
+    /// The rebooter running these commands.
+    pub fn rebooter(&self) -> crate::jobs::CommandRebooter {
+        crate::jobs::CommandRebooter {
+            immediate: self.command.clone(),
+            delayed: self.delayed_command.clone(),
+            restart_agent: self.restart_agent_command.clone(),
+            ..crate::jobs::CommandRebooter::default()
+        }
+    }
+}
+
 impl AgentConfig {
     /// Reads `path`; a missing file at the default path means defaults, a
     /// missing file anywhere else is an error. The `pull:` environment
@@ -452,6 +584,9 @@ impl AgentConfig {
         self.push.validate()?;
         self.pull.validate()?;
         self.audit.validate().map_err(|e| anyhow::anyhow!("audit: {e}"))?;
+        self.hooks.validate()?;
+        self.health.validate()?;
+        self.reboot.validate()?;
         Ok(())
     }
 }
@@ -516,6 +651,35 @@ mod tests {
         assert!(!format!("{c:?}").contains("pdk_reg_secret"), "the token never shows in Debug");
         let err = c.pull.apply_env(|n| (n == "PATCHDECK_CA_FINGERPRINT").then(|| "xyz".to_owned())).unwrap_err();
         assert!(err.to_string().contains("PATCHDECK_CA_FINGERPRINT"), "{err}");
+    }
+
+    #[test]
+    fn hooks_health_and_reboot_sections_are_read_and_checked() {
+        let c = AgentConfig::parse(
+            "hooks:\n  dir: /srv/hooks\n  timeout_secs: 30\nhealth:\n  unit_command: [/usr/local/bin/is-up]\n\
+             reboot:\n  delayed_command: [shutdown, -r, \"+{minutes}\"]\n  boot_id_path: /run/test/boot_id\n",
+        )
+        .unwrap();
+        assert_eq!(c.hooks.engine_hooks().dir, Path::new("/srv/hooks"));
+        assert_eq!(c.hooks.engine_hooks().timeout, Duration::from_secs(30));
+        assert_eq!(c.health.unit_command, ["/usr/local/bin/is-up"]);
+        assert_eq!(c.reboot.boot_id_path, Path::new("/run/test/boot_id"));
+        assert_eq!(
+            c.reboot.rebooter().command_for(Duration::from_secs(61), Some("bye")),
+            ["shutdown", "-r", "+2", "bye"]
+        );
+        for (bad, key) in [
+            ("hooks:\n  dir: relative\n", "hooks.dir"),
+            ("hooks:\n  timeout_secs: 0\n", "hooks.timeout_secs"),
+            ("health:\n  unit_command: []\n", "health.unit_command"),
+            ("health:\n  ca_cert: ca.pem\n", "health.ca_cert"),
+            ("reboot:\n  command: []\n", "reboot.command"),
+            ("reboot:\n  delayed_command: [shutdown, -r, now]\n", "reboot.delayed_command"),
+            ("reboot:\n  boot_id_path: boot_id\n", "reboot.boot_id_path"),
+        ] {
+            let err = AgentConfig::parse(bad).unwrap_err();
+            assert!(format!("{err:#}").contains(key), "{bad}: {err:#}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod health;
 pub mod jobs;
 pub mod pull;
 pub mod reload;

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::api::{self, ApiConfig, ApiState, Inventory, InventoryConfig};
 use crate::audit::{Actor, AuditEvent, AuditLog, Outcome};
 use crate::config::AgentConfig;
-use crate::jobs::{Clock, CommandRebooter, JobEngine, JobEventKind, PackageBackend, SystemClock};
+use crate::jobs::{Clock, JobEngine, JobEventKind, PackageBackend, SystemClock};
 use crate::reload::{ConfigSource, LivePush, Reloader};
 use crate::systemd;
 use crate::transport::{AllowList, FileWatcher, HandshakeFailure, Listener, PeerIdentity, ServerTls, TransportConfig};
@@ -42,9 +42,9 @@ pub async fn run(config: AgentConfig, source: ConfigSource) -> anyhow::Result<()
     let backend = PackageBackend { kind, options };
     let engine = JobEngine::open(
         &config.state_dir,
-        config.jobs.engine_config(),
+        crate::jobs::EngineConfig { hooks: Some(config.hooks.engine_hooks()), ..config.jobs.engine_config() },
         backend.clone(),
-        Arc::new(CommandRebooter::default()),
+        Arc::new(config.reboot.rebooter()),
         Arc::clone(&clock),
     )
     .with_context(|| format!("opening the job engine in {}", config.state_dir.display()))?;

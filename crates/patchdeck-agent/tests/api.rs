@@ -52,7 +52,7 @@ fn client_tls(ca: &Ca, leaf: &Leaf, alpn: &[&[u8]]) -> ClientConfig {
 struct NoReboot;
 
 impl Rebooter for NoReboot {
-    fn reboot(&self, delay: Duration) -> Result<String, RebootError> {
+    fn reboot(&self, delay: Duration, _message: Option<&str>) -> Result<String, RebootError> {
         Ok(format!("test: would reboot in {}s", delay.as_secs()))
     }
 

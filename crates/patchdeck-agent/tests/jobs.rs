@@ -40,7 +40,7 @@ impl FakeRebooter {
 }
 
 impl Rebooter for FakeRebooter {
-    fn reboot(&self, delay: Duration) -> Result<String, RebootError> {
+    fn reboot(&self, delay: Duration, _message: Option<&str>) -> Result<String, RebootError> {
         self.calls.lock().unwrap().push(delay);
         Ok(format!("fake reboot in {}s", delay.as_secs()))
     }
@@ -211,7 +211,7 @@ async fn patch_apply_records_old_versions_and_an_exclusive_rollback_restores_the
         JobRequest::Update { packages: specs(&["hello"]) },
         JobRequest::Remove { packages: vec![PackageName::parse("hello").unwrap()] },
         JobRequest::PatchApply(PatchApply::default()),
-        JobRequest::Reboot { delay: Duration::ZERO, force: true },
+        JobRequest::Reboot { delay: Duration::ZERO, force: true, message: None },
         JobRequest::Rollback { job_id: job.job_id },
     ] {
         is_exclusive(engine.submit(request).await.unwrap_err(), rollback.job_id);
@@ -414,6 +414,7 @@ fn interrupted_record(id: Uuid, status: JobStatus, seq: u64, agent_pid: u32) -> 
         started_at: (status == JobStatus::Running).then_some(now),
         changes: Vec::new(),
         requested_by: None,
+        hooks: Vec::new(),
     }
 }
 
@@ -507,7 +508,7 @@ async fn reboots_are_blocked_while_jobs_run_unless_forced_and_patch_apply_reboot
 
     let held = engine.submit(install(&["other=1.0-1"])).await.unwrap();
     until("the install is held in dpkg", || !sb.gated_pids().is_empty()).await;
-    match engine.submit(JobRequest::Reboot { delay: Duration::ZERO, force: false }).await.unwrap_err() {
+    match engine.submit(JobRequest::Reboot { delay: Duration::ZERO, force: false, message: None }).await.unwrap_err() {
         err @ EngineError::RebootBlocked { .. } => {
             assert_eq!(err.code(), "REBOOT_BLOCKED");
             let EngineError::RebootBlocked { running_jobs } = err else { unreachable!() };
@@ -522,7 +523,10 @@ async fn reboots_are_blocked_while_jobs_run_unless_forced_and_patch_apply_reboot
     ));
     assert!(matches!(engine.rollback(held.job_id).await, Err(EngineError::RollbackNotAllowed { .. })));
 
-    let forced = engine.submit(JobRequest::Reboot { delay: Duration::from_secs(120), force: true }).await.unwrap();
+    let forced = engine
+        .submit(JobRequest::Reboot { delay: Duration::from_secs(120), force: true, message: None })
+        .await
+        .unwrap();
     let forced = finished(engine, forced.job_id).await;
     assert_eq!(forced.status, JobStatus::Completed, "{forced:#?}");
     assert_eq!(h.rebooter.calls(), [Duration::from_secs(120)]);
@@ -562,8 +566,15 @@ async fn reboots_are_blocked_while_jobs_run_unless_forced_and_patch_apply_reboot
 
     // The real rebooter's commands (never run here).
     let real = CommandRebooter::default();
-    assert_eq!(real.command_for(Duration::ZERO), ["systemctl", "reboot"]);
-    assert_eq!(real.command_for(Duration::from_secs(90)), ["shutdown", "-r", "+2"]);
+    assert_eq!(real.command_for(Duration::ZERO, None), ["systemctl", "reboot"]);
+    assert_eq!(real.command_for(Duration::from_secs(90), None), ["shutdown", "-r", "+2"]);
+    // A warning goes to shutdown, which broadcasts it with wall; with no delay, `+0` is now.
+    let warn = Some("Patching: rebooting, save your work");
+    assert_eq!(
+        real.command_for(Duration::from_secs(300), warn),
+        ["shutdown", "-r", "+5", "Patching: rebooting, save your work"]
+    );
+    assert_eq!(real.command_for(Duration::ZERO, warn), ["shutdown", "-r", "+0", "Patching: rebooting, save your work"]);
 }
 
 /// How a self-update fails on a root without a package manager.
@@ -603,7 +614,8 @@ async fn list_delete_retention_self_update_and_restart_without_package_jobs() {
         ids.push(job.job_id);
         clock.advance(Duration::from_secs(60));
     }
-    let reboot = engine.submit(JobRequest::Reboot { delay: Duration::ZERO, force: false }).await.unwrap();
+    let reboot =
+        engine.submit(JobRequest::Reboot { delay: Duration::ZERO, force: false, message: None }).await.unwrap();
     assert_eq!(finished(&engine, reboot.job_id).await.status, JobStatus::Completed);
 
     // Only the newest three finished jobs are kept, on disk too.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use patchdeck_agent::health::HealthSettings;
 use patchdeck_agent::jobs::{
     procs, EngineConfig, JobEngine, JobErrorCode, PackageBackend, RebootError, Rebooter, SystemClock,
 };
@@ -32,7 +33,7 @@ const MACHINE: &str = "5e7a1c2b3d4f40a1b2c3d4e5f6a7b8c9";
 struct NoReboot;
 
 impl Rebooter for NoReboot {
-    fn reboot(&self, delay: Duration) -> Result<String, RebootError> {
+    fn reboot(&self, delay: Duration, _message: Option<&str>) -> Result<String, RebootError> {
         Ok(format!("(test) reboot in {}s not carried out", delay.as_secs()))
     }
     fn restart_agent(&self) -> Result<String, RebootError> {
@@ -58,8 +59,20 @@ fn backend(sb: &AptSandbox) -> PackageBackend {
 impl Agent {
     /// Opens everything on `state` as `serve` would at start.
     async fn open(sb: &AptSandbox, state: &std::path::Path, key: SigningKey, rebooter: Arc<dyn Rebooter>) -> Agent {
-        let engine =
-            JobEngine::open(state, EngineConfig::default(), backend(sb), rebooter, Arc::new(SystemClock)).unwrap();
+        let config = EngineConfig { hooks: None, ..EngineConfig::default() };
+        Agent::open_with(sb, state, key, rebooter, config, HealthSettings::default()).await
+    }
+
+    /// [`Agent::open`] with the engine's settings (hooks) and the health-check settings.
+    async fn open_with(
+        sb: &AptSandbox,
+        state: &std::path::Path,
+        key: SigningKey,
+        rebooter: Arc<dyn Rebooter>,
+        config: EngineConfig,
+        health: HealthSettings,
+    ) -> Agent {
+        let engine = JobEngine::open(state, config, backend(sb), rebooter, Arc::new(SystemClock)).unwrap();
         let paths = PullPaths::new(state);
         std::fs::create_dir_all(paths.dir()).unwrap();
         let books = Arc::new(Mutex::new(Books {
@@ -67,8 +80,14 @@ impl Agent {
             ledger: CommandLedger::open(&paths.commands()).unwrap(),
         }));
         let scanner = Arc::new(Scanner::load(backend(sb), paths.inventory()));
-        let runner =
-            Runner::new(engine.clone(), backend(sb), Arc::clone(&scanner), Arc::clone(&books), Arc::new(SystemClock));
+        let runner = Runner::new(
+            engine.clone(),
+            backend(sb),
+            Arc::clone(&scanner),
+            Arc::clone(&books),
+            Arc::new(SystemClock),
+            health,
+        );
         let seen = SeenStore::open(&paths.seen()).unwrap();
         Agent { key, paths, engine, books, scanner, runner, seen }
     }
@@ -242,4 +261,126 @@ async fn after_a_restart_each_command_gets_exactly_one_terminal_result() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Writes an executable shell script.
+fn script(path: &std::path::Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Orchestration through signed commands: the dry run's preview, an upgrade whose pre-hook
+/// fails, a health check, and a reboot with a warning, each with its structured result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn previews_hooks_health_checks_and_reboot_warnings_reach_the_results() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use patchdeck_agent::jobs::{CommandRebooter, HookSettings};
+    use patchdeck_proto::orchestration::{CheckKind, HookOutcome, HookPhase, Probe};
+
+    let sb = AptSandbox::builder().installed(&["hello=1.0-1", "other=1.0-1"]).build();
+    let state = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let hooks_dir = files.path().join("hooks");
+    std::fs::create_dir_all(hooks_dir.join("pre-patch.d")).unwrap();
+    for dir in [&hooks_dir, &hooks_dir.join("pre-patch.d")] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    script(&hooks_dir.join("pre-patch.d/10-drain"), "echo \"cannot drain: $PATCHDECK_PACKAGES\"; exit 4");
+    let unit = files.path().join("is-active");
+    script(&unit, "[ \"$2\" = cron.service ] && { echo active; exit 0; }; echo inactive; exit 3");
+    let reboot_args = files.path().join("reboot-args");
+    let reboot = files.path().join("reboot");
+    script(&reboot, &format!("printf '%s\\n' \"$@\" > {}", reboot_args.display()));
+    let rebooter = CommandRebooter {
+        immediate: vec![reboot.display().to_string(), "now".into()],
+        delayed: vec![reboot.display().to_string(), "+{minutes}".into()],
+        ..CommandRebooter::default()
+    };
+    let config = EngineConfig {
+        hooks: Some(HookSettings { dir: hooks_dir.clone(), timeout: Duration::from_secs(30) }),
+        ..EngineConfig::default()
+    };
+    let health = HealthSettings { unit_command: vec![unit.display().to_string()], ca_cert: None };
+    let mut agent =
+        Agent::open_with(&sb, state.path(), SigningKey::generate().unwrap(), Arc::new(rebooter), config, health).await;
+    agent.scanner.scan(RefreshPolicy::Never, true).await.unwrap();
+
+    // The dry run: upgrades by kind, no reboot predicted for these packages, no hooks run.
+    let dry = agent.deliver(Command::Upgrade { selection: Selection::All, dry_run: true });
+    let planned = agent.finished(dry).await;
+    assert_eq!(planned.state, CommandState::Completed, "{planned:#?}");
+    let preview = planned.preview.as_ref().expect("a dry run carries its preview");
+    let mut upgrades: Vec<(&str, Option<&str>, Option<&str>)> =
+        preview.upgrades.iter().map(|c| (c.name.as_str(), c.from.as_deref(), c.to.as_deref())).collect();
+    upgrades.sort();
+    assert_eq!(upgrades, [("hello", Some("1.0-1"), Some("1.1-1")), ("other", Some("1.0-1"), Some("1.2-1"))]);
+    assert!(preview.installs.is_empty() && preview.removals.is_empty());
+    assert!(!preview.reboot_required && !planned.reboot_required, "{preview:#?}");
+    assert!(planned.output.contains("no reboot would be needed"), "{}", planned.output);
+    assert!(planned.hooks.is_empty());
+
+    // The real upgrade: the pre-hook refuses, nothing changes, the hook's run is in the result.
+    let upgrade = agent.deliver(Command::Upgrade {
+        selection: Selection::Packages { packages: vec!["hello=1.1-1".into()] },
+        dry_run: false,
+    });
+    let refused = agent.finished(upgrade).await;
+    assert_eq!(refused.state, CommandState::Failed, "{refused:#?}");
+    assert_eq!(refused.error.as_ref().unwrap().code, "pre_hook_failed");
+    assert!(refused.error.as_ref().unwrap().message.contains("cannot drain: hello"), "{refused:#?}");
+    assert_eq!(refused.hooks.len(), 1);
+    let hook = &refused.hooks[0];
+    assert_eq!(
+        (hook.phase, hook.name.as_str(), hook.outcome, hook.exit_code),
+        (HookPhase::Pre, "10-drain", HookOutcome::Failed, Some(4))
+    );
+    assert!(hook.output.starts_with("cannot drain: hello\n"), "{}", hook.output);
+    assert!(refused.output.contains("[pre-patch 10-drain] cannot drain: hello"), "{}", refused.output);
+    assert!(refused.changes.is_empty(), "nothing changed, nothing to roll back: {refused:#?}");
+    assert_eq!(sb.version_of("hello").as_deref(), Some("1.0-1"));
+
+    // A health check: an active unit, an inactive one, a port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let check = agent.deliver(Command::HealthCheck {
+        units: vec!["cron".into(), "nginx".into()],
+        probes: vec![Probe::Tcp { address: closed.clone(), timeout_secs: 5 }],
+    });
+    let checked = agent.finished(check).await;
+    assert_eq!(checked.state, CommandState::Failed, "{checked:#?}");
+    assert_eq!(checked.job_id, None, "a health check is no job");
+    let error = checked.error.as_ref().unwrap();
+    assert_eq!(error.code, "health_check_failed");
+    assert!(error.message.starts_with("2 of 3 check(s) failed"), "{}", error.message);
+    let summary: Vec<(CheckKind, &str, bool)> =
+        checked.checks.iter().map(|c| (c.kind, c.target.as_str(), c.passed)).collect();
+    assert_eq!(
+        summary,
+        [
+            (CheckKind::Unit, "cron.service", true),
+            (CheckKind::Unit, "nginx.service", false),
+            (CheckKind::Tcp, closed.as_str(), false)
+        ]
+    );
+    assert!(checked.output.contains("FAIL tcp"), "{}", checked.output);
+    let ok = agent.deliver(Command::HealthCheck { units: vec!["cron".into()], probes: vec![] });
+    let passed = agent.finished(ok).await;
+    assert_eq!((passed.state, passed.error.as_ref()), (CommandState::Completed, None), "{passed:#?}");
+    let bad = agent.deliver(Command::HealthCheck { units: vec!["a;b".into()], probes: vec![] });
+    let refused = agent.finished(bad).await;
+    assert_eq!(refused.error.as_ref().unwrap().code, "VALIDATION_ERROR", "{refused:#?}");
+
+    // A reboot with a warning: the message is the last argument of the delayed command.
+    let warned = agent.deliver(Command::Reboot {
+        delay_secs: 90,
+        force: true,
+        message: Some("Patching: rebooting in 2 minutes".into()),
+    });
+    let done = agent.finished(warned).await;
+    assert_eq!(done.state, CommandState::Completed, "{done:#?}");
+    assert_eq!(std::fs::read_to_string(&reboot_args).unwrap(), "+2\nPatching: rebooting in 2 minutes\n");
+    let now = agent.deliver(Command::Reboot { delay_secs: 0, force: true, message: None });
+    assert_eq!(agent.finished(now).await.state, CommandState::Completed);
+    assert_eq!(std::fs::read_to_string(&reboot_args).unwrap(), "now\n");
 }

@@ -63,11 +63,21 @@ pub struct Cmd {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     timeout: Duration,
+    capture_limit: Option<usize>,
 }
 
 impl Cmd {
     pub fn new(program: impl Into<String>, timeout: Duration) -> Self {
-        Cmd { program: program.into(), args: Vec::new(), env: Vec::new(), timeout }
+        Cmd { program: program.into(), args: Vec::new(), env: Vec::new(), timeout, capture_limit: None }
+    }
+
+    /// Keeps at most `bytes` of stdout and of stderr in the [`Output`] (the end; earlier text is
+    /// dropped) and splits lines longer than `bytes`, so a command that prints without end
+    /// cannot exhaust memory. The sink still sees every line. For programs we do not control
+    /// (hooks).
+    pub fn capture_limit(mut self, bytes: usize) -> Self {
+        self.capture_limit = Some(bytes.max(1));
+        self
     }
 
     pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
@@ -244,8 +254,8 @@ fn run(cmd: &Cmd, mut sink: Option<LineSink<'_>>) -> Result<Output> {
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
-    spawn_reader(stdout, Stream::Stdout, tx.clone());
-    spawn_reader(stderr, Stream::Stderr, tx.clone());
+    spawn_reader(stdout, Stream::Stdout, tx.clone(), cmd.capture_limit);
+    spawn_reader(stderr, Stream::Stderr, tx.clone(), cmd.capture_limit);
     thread::spawn(move || {
         let _ = tx.send(Event::Exited(child.wait()));
     });
@@ -271,6 +281,9 @@ fn run(cmd: &Cmd, mut sink: Option<LineSink<'_>>) -> Result<Output> {
                 };
                 buf.push_str(&line);
                 buf.push('\n');
+                if let Some(limit) = cmd.capture_limit.filter(|limit| buf.len() > 2 * limit) {
+                    keep_tail(buf, limit);
+                }
             }
             Ok(Event::Eof) => open_streams -= 1,
             Ok(Event::Exited(result)) => {
@@ -309,6 +322,10 @@ fn run(cmd: &Cmd, mut sink: Option<LineSink<'_>>) -> Result<Output> {
         }
         return Err(PkgError::Timeout { command: cmd.to_string(), timeout: cmd.timeout });
     }
+    if let Some(limit) = cmd.capture_limit {
+        keep_tail(&mut out, limit);
+        keep_tail(&mut err, limit);
+    }
     let status = status.expect("loop ends with a status unless timed out");
     let output = Output { status, stdout: out, stderr: err, elapsed: started.elapsed() };
     tracing::debug!(command = %cmd, status = ?output.code(), elapsed = ?output.elapsed, "finished");
@@ -323,13 +340,27 @@ enum Phase {
     Draining,
 }
 
-fn spawn_reader(pipe: impl Read + Send + 'static, stream: Stream, tx: mpsc::Sender<Event>) {
+/// Drops the beginning of `buf` so that at most `limit` bytes are left, cutting at a character
+/// boundary.
+fn keep_tail(buf: &mut String, limit: usize) {
+    if buf.len() <= limit {
+        return;
+    }
+    let mut cut = buf.len() - limit;
+    while !buf.is_char_boundary(cut) {
+        cut += 1;
+    }
+    buf.drain(..cut);
+}
+
+fn spawn_reader(pipe: impl Read + Send + 'static, stream: Stream, tx: mpsc::Sender<Event>, max_line: Option<usize>) {
     thread::spawn(move || {
         let mut reader = BufReader::new(pipe);
         let mut buf = Vec::new();
+        let max_line = max_line.map_or(u64::MAX, |m| u64::try_from(m).unwrap_or(u64::MAX));
         loop {
             buf.clear();
-            match reader.read_until(b'\n', &mut buf) {
+            match (&mut reader).take(max_line).read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     while matches!(buf.last(), Some(b'\n' | b'\r')) {
@@ -382,6 +413,21 @@ mod tests {
             .unwrap();
         // An explicit per-command env wins over the base env, but LC_ALL still pins C.
         assert_eq!(out.stdout, "C noninteractive\nno-tty\n");
+    }
+
+    #[test]
+    fn a_capture_limit_keeps_the_end_and_splits_long_lines() {
+        let mut lines = 0;
+        let mut sink = |_: Stream, _: &str| lines += 1;
+        let out = sh("seq 1 20000; head -c 4500 /dev/zero | tr '\\0' x; echo; echo last", Duration::from_secs(10))
+            .capture_limit(1000)
+            .run(Some(&mut sink))
+            .unwrap();
+        assert!(out.stdout.len() <= 1000, "{}", out.stdout.len());
+        assert!(out.stdout.ends_with("last\n"), "{}", out.stdout);
+        assert!(!out.stdout.contains("\n1\n"), "the beginning was dropped");
+        // 20000 numbers, the 4500-byte line in five pieces, and the last line.
+        assert_eq!(lines, 20000 + 5 + 1);
     }
 
     #[test]

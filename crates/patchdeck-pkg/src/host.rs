@@ -36,6 +36,8 @@ pub fn reboot_likely(name: &str) -> bool {
         "libsystemd-shared",
         "systemd-libs",
         "dbus",
+        "dbus-1",
+        "dbus-daemon",
         "dbus-broker",
         "intel-microcode",
         "amd64-microcode",
@@ -135,9 +137,17 @@ mod tests {
 
     #[test]
     fn reboot_likely_packages() {
-        for name in
-            ["linux-image-6.1.0-18-amd64", "kernel-core", "libc6", "glibc", "systemd", "linux-lts", "intel-microcode"]
-        {
+        for name in [
+            "linux-image-6.1.0-18-amd64",
+            "kernel-core",
+            "libc6",
+            "glibc",
+            "systemd",
+            "linux-lts",
+            "intel-microcode",
+            "dbus-1",
+            "dbus-daemon",
+        ] {
             assert!(reboot_likely(name), "{name}");
         }
         for name in ["bash", "openssl", "linux-headers-amd64", "kernelshark", "curl"] {

@@ -26,6 +26,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::inventory::{OsInfo, ScanReport};
+pub use crate::orchestration::{
+    CheckKind, CheckResult, DryRunPreview, HookOutcome, HookPhase, HookRun, Probe, HEALTH_CHECK_FAILED,
+    POST_HOOK_FAILED, PRE_HOOK_FAILED,
+};
 
 /// Version of this protocol; sent by the agent in every request body.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -263,6 +267,11 @@ pub enum Command {
         /// Reboot even while other jobs are pending or running.
         #[serde(default)]
         force: bool,
+        /// A warning for logged-in users, broadcast with `wall` when the reboot is scheduled
+        /// (`shutdown -r +N "message"`); one printable line of at most 256 characters
+        /// ([`crate::orchestration::validate_reboot_message`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// Rapid check-in: hold check-ins for at most `interval_secs` (fresh metrics each time) for
     /// `duration_secs`, or stop doing so.
@@ -272,6 +281,16 @@ pub enum Command {
         interval_secs: u64,
         #[serde(default = "default_heartbeat_duration")]
         duration_secs: u64,
+    },
+    /// Check the host now: each systemd unit must be active and each probe must pass. The
+    /// result lists every check ([`CommandResult::checks`]); it fails with
+    /// [`HEALTH_CHECK_FAILED`] when any check fails. Changes nothing.
+    HealthCheck {
+        /// Unit names; `.service` is added to a name without a unit suffix.
+        #[serde(default)]
+        units: Vec<String>,
+        #[serde(default)]
+        probes: Vec<Probe>,
     },
 }
 
@@ -295,6 +314,7 @@ impl Command {
             Command::Rollback { .. } => "rollback",
             Command::Reboot { .. } => "reboot",
             Command::Heartbeat { .. } => "heartbeat",
+            Command::HealthCheck { .. } => "health_check",
         }
     }
 
@@ -305,7 +325,10 @@ impl Command {
                 !dry_run
             }
             Command::Rollback { .. } | Command::Reboot { .. } => true,
-            Command::Scan { .. } | Command::RefreshMetadata | Command::Heartbeat { .. } => false,
+            Command::Scan { .. }
+            | Command::RefreshMetadata
+            | Command::Heartbeat { .. }
+            | Command::HealthCheck { .. } => false,
         }
     }
 }
@@ -418,9 +441,20 @@ pub struct CommandResult {
     /// What changed (or, for a dry run, would change), per package.
     #[serde(default)]
     pub changes: Vec<PackageChange>,
-    /// Whether the host needs a reboot after this command.
+    /// Whether the host needs a reboot after this command. For a dry run: whether it would
+    /// after the real run (the prediction of [`DryRunPreview::reboot_required`]).
     #[serde(default)]
     pub reboot_required: bool,
+    /// The local pre- and post-patch hooks run around a package job, in the order they ran
+    /// (absent: none ran).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookRun>,
+    /// Every check of a `health_check` command, in the order asked (units, then probes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
+    /// A dry run's changes by kind, with the reboot prediction (boxed: most results have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<Box<DryRunPreview>>,
 }
 
 /// A failed command's reason.

@@ -9,5 +9,6 @@
 pub mod agent;
 pub mod inventory;
 pub mod lpa;
+pub mod orchestration;
 
 pub use inventory::*;

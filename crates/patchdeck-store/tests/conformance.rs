@@ -2203,6 +2203,9 @@ fn result(id: Uuid, state: CommandState) -> CommandResult {
         output: String::new(),
         changes: vec![],
         reboot_required: false,
+        hooks: Vec::new(),
+        checks: Vec::new(),
+        preview: None,
     }
 }
 
@@ -2229,7 +2232,7 @@ async fn commands_queue_claim_and_results(h: &Harness) {
     // Queued within the same millisecond: delivered in queue order all the same.
     let second = store.queue_command(&new_command(host.id, upgrade.clone()), at(T0)).await.unwrap();
     let third = store
-        .queue_command(&new_command(host.id, Command::Reboot { delay_secs: 60, force: false }), at(T0))
+        .queue_command(&new_command(host.id, Command::Reboot { delay_secs: 60, force: false, message: None }), at(T0))
         .await
         .unwrap();
     let elsewhere = store.queue_command(&new_command(other.id, scan_command()), at(T0)).await.unwrap();

@@ -180,6 +180,9 @@ both_backends!(commands_are_queued_listed_cancelled_and_retried_within_scope, |m
         output: "E: Could not get lock /var/lib/dpkg/lock-frontend".into(),
         changes: Vec::new(),
         reboot_required: false,
+        hooks: Vec::new(),
+        checks: Vec::new(),
+        preview: None,
     };
     store.apply_command_result(HostId(f.free), &failure, m.state.now()).await.unwrap();
     let (_, failed) = f.operator.get(&format!("/api/v1/commands/{free_upgrade}")).await;
@@ -229,6 +232,10 @@ both_backends!(hosts_that_cannot_take_commands_are_refused, |m: TestManager| asy
     let heartbeat = json!({ "type": "heartbeat", "enabled": true });
     let (status, body) = f.admin.post(&format!("/api/v1/hosts/{push}/commands"), heartbeat).await;
     assert_eq!(status, StatusCode::CONFLICT, "push host heartbeat: {body}");
+    let check = json!({ "type": "health_check", "probes": [{ "type": "tcp", "address": "127.0.0.1:22" }] });
+    let (status, body) = f.admin.post(&format!("/api/v1/hosts/{push}/commands"), check).await;
+    assert_eq!(status, StatusCode::CONFLICT, "push host health check: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("no health checks"), "{body}");
     let store = m.state.store();
     store.set_host_approval(HostId(f.free), Approval::Pending, m.state.now()).await.unwrap();
     let (status, body) = f.admin.post(&format!("/api/v1/hosts/{}/commands", f.free), scan()).await;

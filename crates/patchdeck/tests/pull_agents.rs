@@ -705,3 +705,129 @@ async fn running_or_done(admin: &Client, id: &str, agent: &TestAgent) {
     )
     .await;
 }
+
+/// Writes an executable shell script.
+fn script(path: &std::path::Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+// Orchestration through the manager with a real agent on an apt sandbox: an upgrade whose local
+// pre-patch hook fails changes nothing and is reported as `pre_hook_failed` with the hook's
+// output; a health check fails on a closed port; a reboot with a warning runs the configured
+// reboot command (a script standing in for `shutdown`: it records its arguments and "boots"
+// by writing a new boot id), and the restarted agent's first check-ins show the new boot id.
+both_backends!(hooks_health_checks_and_reboots_through_the_manager, |m: TestManager| async move {
+    use std::os::unix::fs::PermissionsExt;
+
+    let (admin, _) = m.signed_in("root", Role::Admin).await;
+    let token = registration_token(&admin, 1).await;
+    let mut a = agent(&m, 70);
+    let host_id = a.enroll_ok(&token);
+
+    let dir = a.dir.path().to_owned();
+    let hooks = dir.join("hooks");
+    std::fs::create_dir_all(hooks.join("pre-patch.d")).unwrap();
+    for d in [&hooks, &hooks.join("pre-patch.d")] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    script(&hooks.join("pre-patch.d/10-drain"), "echo \"node busy, not draining $PATCHDECK_PACKAGES\" >&2; exit 2");
+    let boot_id = dir.join("boot_id");
+    std::fs::write(&boot_id, "11111111-1111-4111-8111-111111111111\n").unwrap();
+    let reboot_args = dir.join("reboot-args");
+    let reboot = dir.join("reboot");
+    script(
+        &reboot,
+        &format!(
+            "printf '%s\\n' \"$@\" > {args}\necho 22222222-2222-4222-8222-222222222222 > {boot}",
+            args = reboot_args.display(),
+            boot = boot_id.display()
+        ),
+    );
+    let unit = dir.join("is-active");
+    script(&unit, "echo inactive; exit 3");
+    let mut config = std::fs::read_to_string(&a.config).unwrap();
+    config.push_str(&format!(
+        "hooks:\n  dir: {hooks}\n  timeout_secs: 30\n\
+         health:\n  unit_command: [{unit}]\n\
+         reboot:\n  command: [{reboot}, now]\n  delayed_command: [{reboot}, \"+{{minutes}}\"]\n  \
+         boot_id_path: {boot}\n",
+        hooks = hooks.display(),
+        unit = unit.display(),
+        reboot = reboot.display(),
+        boot = boot_id.display(),
+    ));
+    std::fs::write(&a.config, config).unwrap();
+    a.start();
+    eventually(
+        LIMIT,
+        "the host online with its boot id",
+        || a.log(),
+        || async {
+            let h = host(&admin, host_id).await;
+            (h["status"] == "online" && h["boot_id"] == "11111111-1111-4111-8111-111111111111").then_some(())
+        },
+    )
+    .await;
+
+    // The pre-hook refuses: nothing changes, the command fails with the hook's words.
+    let upgrade = json!({ "type": "upgrade", "selection": { "mode": "packages", "packages": ["hello=1.1-1"] } });
+    let id = queue(&admin, host_id, upgrade).await;
+    let done = finished(&admin, &id, LIMIT, || a.log()).await;
+    assert_eq!(
+        (done["state"].as_str(), done["error_code"].as_str()),
+        (Some("failed"), Some("pre_hook_failed")),
+        "{done}"
+    );
+    let message = done["error_message"].as_str().unwrap();
+    assert!(message.contains("10-drain") && message.contains("node busy, not draining hello"), "{done}");
+    let output = done["output"].as_str().unwrap();
+    assert!(output.contains("[pre-patch 10-drain] node busy, not draining hello"), "{output}");
+    assert_eq!(done["changes"], json!([]), "{done}");
+    assert_eq!(a.sandbox.version_of("hello").as_deref(), Some("1.0-1"));
+
+    // A health check: a port nobody listens on, and a unit the stand-in says is inactive.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let check = json!({ "type": "health_check", "units": ["nginx"],
+                        "probes": [{ "type": "tcp", "address": closed, "timeout_secs": 5 }] });
+    let id = queue(&admin, host_id, check).await;
+    let done = finished(&admin, &id, LIMIT, || a.log()).await;
+    assert_eq!(
+        (done["state"].as_str(), done["error_code"].as_str(), done["kind"].as_str()),
+        (Some("failed"), Some("health_check_failed"), Some("health_check")),
+        "{done}"
+    );
+    let output = done["output"].as_str().unwrap();
+    assert!(
+        output.contains(&format!("FAIL tcp {closed}")) && output.contains("FAIL unit nginx.service: inactive"),
+        "{output}"
+    );
+    // The manager checks what it queues.
+    let (status, body) = admin
+        .post(&format!("/api/v1/hosts/{host_id}/commands"), json!({ "type": "health_check", "units": ["-x"] }))
+        .await;
+    assert_eq!((status, body["error"]["details"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("units[0]")));
+
+    // A reboot with a warning for logged-in users.
+    let reboot_cmd = json!({ "type": "reboot", "delay_secs": 60, "message": "Patching: rebooting in 1 minute" });
+    let id = queue(&admin, host_id, reboot_cmd).await;
+    let done = finished(&admin, &id, LIMIT, || a.log()).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert_eq!(std::fs::read_to_string(&reboot_args).unwrap(), "+1\nPatching: rebooting in 1 minute\n");
+    // The host "reboots": the agent stops and starts again, and reports the new boot id.
+    a.stop();
+    a.start();
+    let h = eventually(
+        LIMIT,
+        "the new boot id",
+        || a.log(),
+        || async {
+            let h = host(&admin, host_id).await;
+            (h["boot_id"] == "22222222-2222-4222-8222-222222222222").then_some(h)
+        },
+    )
+    .await;
+    assert!(h["kernel"].as_str().is_some_and(|k| !k.is_empty()), "{h}");
+    a.stop();
+});

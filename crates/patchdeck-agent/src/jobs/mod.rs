@@ -57,6 +57,7 @@
 //!
 //! Error codes are listed on [`JobErrorCode`].
 
+pub mod hooks;
 mod model;
 pub mod procs;
 mod reboot;
@@ -72,10 +73,12 @@ use std::time::Duration;
 use patchdeck_pkg::exec::{Stream, KILL_GRACE};
 use patchdeck_pkg::{BackendOptions, PackageManager, PkgError};
 use patchdeck_proto::lpa::jobs::{JobDetail, JobOperation, JobStatus, JobSummary};
+use patchdeck_proto::orchestration::HookPhase;
 use patchdeck_proto::{BackendKind, Transaction, TxAction};
 use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
+pub use hooks::HookSettings;
 pub use model::{
     Clock, JobErrorCode, JobEvent, JobEventKind, JobRecord, JobRequest, ManualClock, PatchApply, RecordedChange,
     Requester, SystemClock, JOB_MARKER_ENV, RECORD_FORMAT,
@@ -115,6 +118,9 @@ pub struct EngineConfig {
     pub leftover_wait: Duration,
     /// The agent's own package, upgraded by a self-update (default `patchdeck-agent`).
     pub self_package: String,
+    /// The local pre- and post-patch hooks (default `/etc/patchdeck/hooks`, 10 minutes each);
+    /// `None`: no hooks run.
+    pub hooks: Option<HookSettings>,
 }
 
 impl Default for EngineConfig {
@@ -129,6 +135,7 @@ impl Default for EngineConfig {
             leftover_poll: Duration::from_secs(1),
             leftover_wait: Duration::from_secs(10 * 60),
             self_package: "patchdeck-agent".to_owned(),
+            hooks: Some(HookSettings::default()),
         }
     }
 }
@@ -443,6 +450,7 @@ impl JobEngine {
                 started_at: None,
                 changes: Vec::new(),
                 requested_by: requester,
+                hooks: Vec::new(),
             };
             store::write_record(&inner.jobs_dir, &record)
                 .map_err(|source| EngineError::Storage { path: inner.jobs_dir.clone(), source })?;
@@ -675,6 +683,20 @@ pub(crate) struct JobCtx {
     inner: Arc<Inner>,
     id: Uuid,
     cancelled: Arc<AtomicBool>,
+    /// The job's operation, for hooks (`PATCHDECK_COMMAND`).
+    operation: JobOperation,
+    /// Whether hooks run around this job, and how far they got.
+    hooks: Arc<Mutex<HookProgress>>,
+}
+
+/// Where a job is with its hooks.
+#[derive(Debug, Default)]
+struct HookProgress {
+    /// Hooks run around this job at all.
+    enabled: bool,
+    /// The pre-hooks ran (and passed): post-hooks are due.
+    pre_done: bool,
+    post_done: bool,
 }
 
 impl JobCtx {
@@ -757,6 +779,77 @@ impl JobCtx {
             })
     }
 
+    /// Runs the pre-patch hooks the first time a transaction of this job is about to change
+    /// the host (`planned` is not empty); later calls do nothing. Fails the job with
+    /// `pre_hook_failed` when one fails: nothing has been changed yet.
+    pub(crate) fn pre_hooks(&self, planned: &Transaction) -> Result<(), Failure> {
+        let Some(settings) = self.inner.config.hooks.clone() else { return Ok(()) };
+        {
+            let mut progress = lock(&self.hooks);
+            if !progress.enabled || progress.pre_done {
+                return Ok(());
+            }
+            progress.pre_done = true;
+        }
+        self.check()?;
+        let context = hooks::HookContext {
+            job_id: self.id,
+            command: self.operation.as_str().to_owned(),
+            packages: planned.items.iter().map(|i| i.name.clone()).collect(),
+            succeeded: None,
+        };
+        self.progress(10, "running the pre-patch hooks");
+        let runs = hooks::run_phase(&settings, HookPhase::Pre, &context, &mut |line| self.log(line));
+        let failed = runs.iter().find(|r| hooks::is_failure(r)).map(hook_failure_text);
+        self.record_hooks(runs);
+        match failed {
+            Some(why) => {
+                // Nothing changed: no post-hooks are due.
+                lock(&self.hooks).post_done = true;
+                Err(Failure::new(JobErrorCode::PreHookFailed, format!("{why}; nothing was changed")))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Runs the post-patch hooks once, when the pre-hooks ran; `succeeded` says whether the
+    /// package work did (`PATCHDECK_RESULT`). `Err` with `post_hook_failed` when one failed.
+    pub(crate) fn post_hooks(&self, succeeded: bool) -> Result<(), Failure> {
+        let Some(settings) = self.inner.config.hooks.clone() else { return Ok(()) };
+        {
+            let mut progress = lock(&self.hooks);
+            if !progress.pre_done || progress.post_done {
+                return Ok(());
+            }
+            progress.post_done = true;
+        }
+        self.check()?;
+        let mut packages: Vec<String> =
+            self.changes_of(self.id).unwrap_or_default().into_iter().map(|c| c.name).collect();
+        packages.dedup();
+        let context = hooks::HookContext {
+            job_id: self.id,
+            command: self.operation.as_str().to_owned(),
+            packages,
+            succeeded: Some(succeeded),
+        };
+        self.log("running the post-patch hooks");
+        let runs = hooks::run_phase(&settings, HookPhase::Post, &context, &mut |line| self.log(line));
+        let failed: Vec<String> = runs.iter().filter(|r| hooks::is_failure(r)).map(hook_failure_text).collect();
+        self.record_hooks(runs);
+        if failed.is_empty() {
+            return Ok(());
+        }
+        Err(Failure::new(JobErrorCode::PostHookFailed, format!("{}; the package changes stand", failed.join("; "))))
+    }
+
+    fn record_hooks(&self, runs: Vec<patchdeck_proto::orchestration::HookRun>) {
+        if runs.is_empty() {
+            return;
+        }
+        self.inner.update(self.id, true, None, |r| r.hooks.extend(runs));
+    }
+
     /// How many other jobs are pending or running.
     pub(crate) fn other_active_jobs(&self) -> usize {
         lock(&self.inner.state).jobs.values().filter(|r| r.id() != self.id && !r.status().is_terminal()).count()
@@ -782,6 +875,20 @@ impl JobCtx {
             return Err(Failure::new(JobErrorCode::JobTimeout, "the job was stopped"));
         }
         Ok(())
+    }
+}
+
+/// `hook NAME failed (exit code 3): <its last output line>`.
+fn hook_failure_text(run: &patchdeck_proto::orchestration::HookRun) -> String {
+    let how = match (run.outcome, run.exit_code) {
+        (patchdeck_proto::orchestration::HookOutcome::TimedOut, _) => "timed out".to_owned(),
+        (_, Some(code)) => format!("failed (exit code {code})"),
+        _ => "failed".to_owned(),
+    };
+    let last = run.output.lines().rev().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("[patchdeck-agent"));
+    match last {
+        Some(line) => format!("{}-patch hook {} {how}: {line}", run.phase.as_str(), run.name),
+        None => format!("{}-patch hook {} {how}", run.phase.as_str(), run.name),
     }
 }
 
@@ -819,7 +926,14 @@ async fn run_job(inner: Arc<Inner>, id: Uuid, request: JobRequest) {
         }
     }
     let cancelled = Arc::new(AtomicBool::new(false));
-    let ctx = JobCtx { inner: Arc::clone(&inner), id, cancelled: Arc::clone(&cancelled) };
+    let hooks = HookProgress { enabled: request.runs_hooks(), ..HookProgress::default() };
+    let ctx = JobCtx {
+        inner: Arc::clone(&inner),
+        id,
+        cancelled: Arc::clone(&cancelled),
+        operation: request.operation(),
+        hooks: Arc::new(Mutex::new(hooks)),
+    };
     let timeout = inner.config.job_timeout;
     let outcome = match tokio::time::timeout(timeout, execute(&ctx, request)).await {
         Ok(outcome) => outcome,
@@ -847,13 +961,18 @@ async fn run_job(inner: Arc<Inner>, id: Uuid, request: JobRequest) {
 /// transaction permit.
 async fn execute(ctx: &JobCtx, request: JobRequest) -> Result<String, Failure> {
     match request {
-        JobRequest::Reboot { delay, force } => {
+        JobRequest::Reboot { delay, force, message } => {
             ctx.progress(
                 50,
-                format!("scheduling a reboot in {}s{}", delay.as_secs(), if force { " (forced)" } else { "" }),
+                format!(
+                    "scheduling a reboot in {}s{}{}",
+                    delay.as_secs(),
+                    if force { " (forced)" } else { "" },
+                    message.as_deref().map(|m| format!(", warning logged-in users: {m}")).unwrap_or_default()
+                ),
             );
             let job = ctx.clone();
-            let done = tokio::task::spawn_blocking(move || job.rebooter().reboot(delay))
+            let done = tokio::task::spawn_blocking(move || job.rebooter().reboot(delay, message.as_deref()))
                 .await
                 .map_err(|e| Failure::new(JobErrorCode::InternalError, format!("the reboot worker failed: {e}")))?
                 .map_err(|e| Failure::new(JobErrorCode::RebootError, e.to_string()))?;
@@ -869,6 +988,17 @@ async fn execute(ctx: &JobCtx, request: JobRequest) -> Result<String, Failure> {
                 job.check()?;
                 let pm = backend.open_for_job(job.id());
                 let result = run::run_package_job(&job, &*pm, request);
+                // Post-hooks, if the pre-hooks ran and a failure has not stopped the job.
+                let result = match result {
+                    Ok(message) => job.post_hooks(true).map(|()| message),
+                    Err(failure) if failure.code != JobErrorCode::JobTimeout => {
+                        if let Err(post) = job.post_hooks(false) {
+                            job.log(format!("after the failure: {}", post.message));
+                        }
+                        Err(failure)
+                    }
+                    Err(failure) => Err(failure),
+                };
                 if matches!(&result, Err(failure) if failure.code == JobErrorCode::Timeout) {
                     // The package layer killed the command's process group, but
                     // apt runs dpkg in a session of its own: stop what is left

@@ -37,6 +37,8 @@ pub enum JobRequest {
         delay: Duration,
         /// Reboot even while other jobs are pending or running.
         force: bool,
+        /// Broadcast to logged-in users (`wall`) when the reboot is scheduled.
+        message: Option<String>,
     },
     /// The agent upgrading its own package (to `target_version`, or to the
     /// candidate), then asking the service manager to restart it.
@@ -97,6 +99,12 @@ impl JobRequest {
         )
     }
 
+    /// Whether the local pre- and post-patch hooks run around the job: every package job that
+    /// changes the host, except the agent updating itself.
+    pub fn runs_hooks(&self) -> bool {
+        self.is_package_transaction() && !matches!(self, JobRequest::SelfUpdate { .. })
+    }
+
     /// Refuses requests that name nothing where they must name something.
     pub(crate) fn validate(&self) -> Result<(), String> {
         let empty = match self {
@@ -106,6 +114,9 @@ impl JobRequest {
         };
         if empty {
             return Err(format!("{} names no package", self.operation().as_str()));
+        }
+        if let JobRequest::Reboot { message: Some(message), .. } = self {
+            patchdeck_proto::orchestration::validate_reboot_message("message", message).map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -156,6 +167,9 @@ pub struct JobRecord {
     /// Who asked for the job (the push API's client certificate), for the audit log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<Requester>,
+    /// The local pre- and post-patch hooks that ran (or were skipped), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<patchdeck_proto::orchestration::HookRun>,
 }
 
 /// The client that asked for a job.
@@ -196,6 +210,8 @@ impl JobRecord {
 /// | `REBOOT_ERROR` | the reboot command failed | no |
 /// | `AGENT_RESTARTED` | the agent stopped while the job was pending or running | no |
 /// | `VERIFICATION_FAILED` | after a rollback, a package is not at the recorded version | no |
+/// | `pre_hook_failed` | a pre-patch hook failed or timed out; nothing was changed | no |
+/// | `post_hook_failed` | a post-patch hook failed or timed out; the package changes stand | no |
 /// | `INTERNAL_ERROR` | a bug in the engine (a worker thread panicked) | no |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobErrorCode {
@@ -213,6 +229,8 @@ pub enum JobErrorCode {
     RebootError,
     AgentRestarted,
     VerificationFailed,
+    PreHookFailed,
+    PostHookFailed,
     InternalError,
 }
 
@@ -233,6 +251,9 @@ impl JobErrorCode {
             JobErrorCode::RebootError => "REBOOT_ERROR",
             JobErrorCode::AgentRestarted => "AGENT_RESTARTED",
             JobErrorCode::VerificationFailed => "VERIFICATION_FAILED",
+            // Spelled as the orchestration protocol names them (`patchdeck_proto::orchestration`).
+            JobErrorCode::PreHookFailed => patchdeck_proto::orchestration::PRE_HOOK_FAILED,
+            JobErrorCode::PostHookFailed => patchdeck_proto::orchestration::POST_HOOK_FAILED,
             JobErrorCode::InternalError => "INTERNAL_ERROR",
         }
     }

@@ -13,9 +13,10 @@ pub struct RebootError(pub String);
 
 /// Schedules a reboot of this host.
 pub trait Rebooter: Send + Sync + fmt::Debug {
-    /// Schedules a reboot `delay` from now (zero: now) and returns what was
-    /// done, for the job log. Called from a blocking worker thread.
-    fn reboot(&self, delay: Duration) -> Result<String, RebootError>;
+    /// Schedules a reboot `delay` from now (zero: now), warning logged-in
+    /// users with `message` when there is one, and returns what was done, for
+    /// the job log. Called from a blocking worker thread.
+    fn reboot(&self, delay: Duration, message: Option<&str>) -> Result<String, RebootError>;
 
     /// Asks the service manager to restart the agent (after a self-update)
     /// without waiting for it: the restart stops this process gracefully,
@@ -27,10 +28,12 @@ pub trait Rebooter: Send + Sync + fmt::Debug {
 /// (own process group, timeout, C locale).
 #[derive(Debug, Clone)]
 pub struct CommandRebooter {
-    /// Run when the delay is zero. Default `systemctl reboot`.
+    /// Run when the delay is zero and there is no message. Default `systemctl reboot`.
     pub immediate: Vec<String>,
-    /// Run for a delay; `{minutes}` is replaced by the delay in whole minutes,
-    /// rounded up (shutdown's unit). Default `shutdown -r +{minutes}`.
+    /// Run for a delay or a message; `{minutes}` is replaced by the delay in
+    /// whole minutes, rounded up (shutdown's unit; 0 for now), and the
+    /// message, if any, is appended as the last argument (shutdown
+    /// broadcasts it with `wall`). Default `shutdown -r +{minutes}`.
     pub delayed: Vec<String>,
     /// Run to restart the agent after a self-update. Default
     /// `systemctl restart --no-block patchdeck-agent.service`.
@@ -51,13 +54,16 @@ impl Default for CommandRebooter {
 }
 
 impl CommandRebooter {
-    /// The command line run for `delay`.
-    pub fn command_for(&self, delay: Duration) -> Vec<String> {
-        if delay.is_zero() {
+    /// The command line run for `delay` and `message`.
+    pub fn command_for(&self, delay: Duration, message: Option<&str>) -> Vec<String> {
+        if delay.is_zero() && message.is_none() {
             return self.immediate.clone();
         }
-        let minutes = delay.as_secs().div_ceil(60).max(1);
-        self.delayed.iter().map(|arg| arg.replace("{minutes}", &minutes.to_string())).collect()
+        let minutes = delay.as_secs().div_ceil(60);
+        let mut argv: Vec<String> =
+            self.delayed.iter().map(|arg| arg.replace("{minutes}", &minutes.to_string())).collect();
+        argv.extend(message.map(str::to_owned));
+        argv
     }
 }
 
@@ -73,8 +79,12 @@ impl CommandRebooter {
 }
 
 impl Rebooter for CommandRebooter {
-    fn reboot(&self, delay: Duration) -> Result<String, RebootError> {
-        self.run(&self.command_for(delay), "reboot")
+    fn reboot(&self, delay: Duration, message: Option<&str>) -> Result<String, RebootError> {
+        if let Some(message) = message {
+            patchdeck_proto::orchestration::validate_reboot_message("message", message)
+                .map_err(|e| RebootError(e.to_string()))?;
+        }
+        self.run(&self.command_for(delay, message), "reboot")
     }
 
     fn restart_agent(&self) -> Result<String, RebootError> {

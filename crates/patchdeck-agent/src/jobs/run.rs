@@ -64,6 +64,9 @@ fn transact(ctx: &JobCtx, pm: &dyn PackageManager, op: Operation) -> Result<usiz
         ctx.log(format!("{op}: nothing to do"));
         return Ok(0);
     }
+    // The hooks run before the plan is recorded: after a failing pre-hook the job changed, and
+    // reports, nothing.
+    ctx.pre_hooks(&planned)?;
     ctx.record_changes(&planned)?;
     for item in &planned.items {
         let change = RecordedChange {
@@ -195,6 +198,8 @@ fn patch_apply(ctx: &JobCtx, pm: &dyn PackageManager, request: PatchApply) -> Re
         None => 0,
     };
     ctx.progress(90, format!("patches applied: {changed} package change(s)"));
+    // The post-patch hooks run before a reboot is scheduled (once; the engine skips them later).
+    ctx.post_hooks(true)?;
 
     let mut rebooting = false;
     match pm.reboot_status() {
@@ -214,7 +219,7 @@ fn patch_apply(ctx: &JobCtx, pm: &dyn PackageManager, request: PatchApply) -> Re
                 ctx.progress(95, format!("rebooting in {}s: {reason}", request.reboot_delay.as_secs()));
                 let done = ctx
                     .rebooter()
-                    .reboot(request.reboot_delay)
+                    .reboot(request.reboot_delay, None)
                     .map_err(|e| Failure::new(JobErrorCode::RebootError, e.to_string()))?;
                 ctx.log(done);
                 rebooting = true;

@@ -75,6 +75,7 @@ pub async fn run(
         Arc::clone(&scanner),
         Arc::clone(&books),
         Arc::clone(&options.clock),
+        options.health.clone(),
     );
     runner.recover().await;
     let client = AgentClient::new(&identity, options.request_timeout).context("the client certificate")?;
@@ -86,6 +87,7 @@ pub async fn run(
         "pull mode: checking in"
     );
     let next_scan = first_scan(&scanner, options.scan_interval);
+    let sampler = MetricsSampler::new().with_boot_id_path(options.boot_id_path.clone());
     let mut agent = Agent {
         options,
         paths,
@@ -95,7 +97,7 @@ pub async fn run(
         books,
         scanner,
         runner,
-        sampler: MetricsSampler::new(),
+        sampler,
         policy: RetryPolicy::standard(),
         rng: SplitMix64::from_entropy(),
         rejections: Vec::new(),
@@ -226,7 +228,8 @@ impl Agent {
         .await
         .unwrap_or_else(|err| {
             tracing::warn!(%err, "reading the metrics failed; sending empty ones");
-            (MetricsSampler::new(), Metrics { reboot_required, ..Metrics::default() })
+            let sampler = MetricsSampler::new().with_boot_id_path(self.options.boot_id_path.clone());
+            (sampler, Metrics { reboot_required, ..Metrics::default() })
         });
         self.sampler = sampler;
         let now = self.options.clock.now();

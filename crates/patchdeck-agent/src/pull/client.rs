@@ -149,6 +149,18 @@ pub fn pinned_tls(ca_pem: &str, client: Option<(&str, &str)>) -> Result<ClientCo
     Ok(config)
 }
 
+/// TLS that trusts no certificate at all: for clients that only speak plain HTTP (health probes
+/// on a host without a CA bundle), where an https URL must fail rather than be trusted.
+pub fn pinned_tls_empty() -> Result<ClientConfig, ClientError> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// TLS that accepts any server certificate. Only for downloading the CA certificate whose
 /// fingerprint is then checked; nothing else may use it.
 pub fn insecure_tls() -> Result<ClientConfig, ClientError> {

@@ -22,8 +22,8 @@ use jiff::Timestamp;
 use patchdeck_crypto::signing::{SignedEnvelope, SigningError, VerifyingKey};
 use patchdeck_pkg::{Operation, PackageName, PackageSpec, Pin, PkgError, UpgradeScope};
 use patchdeck_proto::agent::{
-    Command, CommandPayload, CommandRejection, CommandResult, CommandState, PackageChange, RejectionReason,
-    ResultError, Selection, SignedCommand, Subsystem, MAX_RESULT_OUTPUT_BYTES,
+    Command, CommandPayload, CommandRejection, CommandResult, CommandState, DryRunPreview, PackageChange, Probe,
+    RejectionReason, ResultError, Selection, SignedCommand, Subsystem, HEALTH_CHECK_FAILED, MAX_RESULT_OUTPUT_BYTES,
 };
 use patchdeck_proto::lpa::jobs::JobStatus;
 use patchdeck_proto::{ScanReport, SecurityClass, Transaction, TxAction};
@@ -205,6 +205,9 @@ pub fn result_from_job(
         output: truncate_output(&d.logs.join("\n"), MAX_RESULT_OUTPUT_BYTES),
         changes: record.changes.iter().map(|c| change_of(c, format)).collect(),
         reboot_required,
+        hooks: crate::jobs::hooks::for_result(&record.hooks),
+        checks: Vec::new(),
+        preview: None,
     }
 }
 
@@ -247,6 +250,7 @@ struct Inner {
     books: Arc<Mutex<Books>>,
     clock: Arc<dyn Clock>,
     active: AtomicUsize,
+    health: crate::health::HealthSettings,
 }
 
 /// Counts a command as in progress until dropped.
@@ -283,8 +287,9 @@ impl Runner {
         scanner: Arc<Scanner>,
         books: Arc<Mutex<Books>>,
         clock: Arc<dyn Clock>,
+        health: crate::health::HealthSettings,
     ) -> Runner {
-        let inner = Arc::new(Inner { engine, backend, scanner, books, clock, active: AtomicUsize::new(0) });
+        let inner = Arc::new(Inner { engine, backend, scanner, books, clock, active: AtomicUsize::new(0), health });
         let (queue, mut commands) = mpsc::unbounded_channel::<(Verified, ActiveGuard)>();
         let dispatcher = Arc::clone(&inner);
         tokio::spawn(async move {
@@ -435,6 +440,9 @@ fn result(command_id: Uuid, state: CommandState, at: Timestamp, job_id: Option<U
         output: String::new(),
         changes: Vec::new(),
         reboot_required: false,
+        hooks: Vec::new(),
+        checks: Vec::new(),
+        preview: None,
     }
 }
 
@@ -478,6 +486,10 @@ async fn dispatch(inner: &Arc<Inner>, verified: Verified, guard: ActiveGuard) {
         Command::RefreshMetadata => {
             inner.running(id, None);
             tokio::spawn(refresh_command(Arc::clone(inner), id, guard));
+        }
+        Command::HealthCheck { units, probes } => {
+            inner.running(id, None);
+            tokio::spawn(health_command(Arc::clone(inner), id, units, probes, guard));
         }
         Command::Upgrade { dry_run: true, ref selection } => {
             let op = match selection {
@@ -537,10 +549,18 @@ fn start_dry_run(inner: &Arc<Inner>, id: Uuid, op: Result<Option<Operation>, Fai
                     let to = item.to.as_deref().unwrap_or("-");
                     lines.push(format!("{} {} {from} -> {to}", item.action.as_str(), item.name));
                 }
+                let latest = inner.scanner.latest();
+                let preview = preview_of(&tx, latest.as_ref().map(|(report, _)| &**report));
+                if preview.reboot_required {
+                    lines.push(format!("a reboot would be needed: {}", preview.reboot_reasons.join("; ")));
+                } else {
+                    lines.push("no reboot would be needed".to_owned());
+                }
                 let mut done = result(id, CommandState::Completed, now, None);
                 done.output = truncate_output(&lines.join("\n"), MAX_RESULT_OUTPUT_BYTES);
                 done.changes = changes_of(&tx);
-                done.reboot_required = inner.scanner.reboot_required();
+                done.reboot_required = preview.reboot_required;
+                done.preview = Some(Box::new(preview));
                 inner.report(done);
             }
             Err(fail) => inner.report(failed(id, now, None, fail)),
@@ -581,10 +601,10 @@ async fn job_request(inner: &Inner, command: &Command) -> Result<Option<JobReque
                 }
             }
         }
-        Command::Reboot { delay_secs, force } => {
-            JobRequest::Reboot { delay: Duration::from_secs(*delay_secs), force: *force }
+        Command::Reboot { delay_secs, force, message } => {
+            JobRequest::Reboot { delay: Duration::from_secs(*delay_secs), force: *force, message: message.clone() }
         }
-        Command::Scan { .. } | Command::RefreshMetadata | Command::Heartbeat { .. } => {
+        Command::Scan { .. } | Command::RefreshMetadata | Command::Heartbeat { .. } | Command::HealthCheck { .. } => {
             return Err(Fail::new(JobErrorCode::InternalError.as_str(), "not a job command"))
         }
     }))
@@ -658,6 +678,73 @@ async fn scan_command(inner: Arc<Inner>, id: Uuid, subsystems: Vec<Subsystem>, r
         }
         Err(err) => inner.report(failed(id, now(), None, Fail::new("SCAN_FAILED", err.to_string()))),
     }
+}
+
+/// The dry run `tx` by kind of change, with the reboot prediction: the host would need a reboot
+/// when it already needs one (the package manager's own evidence in the latest scan), when the
+/// transaction installs or upgrades a package the scan marks `reboot_likely`, or one on the
+/// package layer's list ([`patchdeck_pkg::host::reboot_likely`]). Removals need no reboot.
+pub fn preview_of(tx: &Transaction, scan: Option<&ScanReport>) -> DryRunPreview {
+    let mut preview = DryRunPreview::from_changes(&changes_of(tx));
+    let mut reasons = Vec::new();
+    if let Some(report) = scan.filter(|r| r.reboot.required) {
+        let why = if report.reboot.reasons.is_empty() {
+            "the latest scan says so".to_owned()
+        } else {
+            report.reboot.reasons.join(", ")
+        };
+        reasons.push(format!("the host already needs a reboot ({why})"));
+    }
+    for item in tx.items.iter().filter(|i| i.action != TxAction::Remove) {
+        let flagged = scan.is_some_and(|r| r.updates.iter().any(|u| u.name == item.name && u.reboot_likely));
+        if flagged || patchdeck_pkg::host::reboot_likely(&item.name) {
+            let version = item.to.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+            reasons.push(format!("{}{version} is {}", item.name, past_tense(item.action)));
+        }
+    }
+    preview.reboot_required = !reasons.is_empty();
+    preview.reboot_reasons = reasons;
+    preview
+}
+
+fn past_tense(action: TxAction) -> &'static str {
+    match action {
+        TxAction::Install => "installed",
+        TxAction::Upgrade => "upgraded",
+        TxAction::Downgrade => "downgraded",
+        TxAction::Reinstall => "reinstalled",
+        TxAction::Remove => "removed",
+    }
+}
+
+/// Runs a health check and reports every check; fails with [`HEALTH_CHECK_FAILED`] when one
+/// does not pass.
+async fn health_command(inner: Arc<Inner>, id: Uuid, units: Vec<String>, probes: Vec<Probe>, _guard: ActiveGuard) {
+    let checks = crate::health::run_checks(&inner.health, &units, &probes).await;
+    let now = inner.clock.now();
+    let checks = match checks {
+        Ok(checks) => checks,
+        Err(err) => {
+            return inner.report(failed(
+                id,
+                now,
+                None,
+                Fail::new(JobErrorCode::ValidationError.as_str(), err.to_string()),
+            ))
+        }
+    };
+    let failing: Vec<String> =
+        checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.target, c.detail)).collect();
+    let mut report = if failing.is_empty() {
+        result(id, CommandState::Completed, now, None)
+    } else {
+        let message = format!("{} of {} check(s) failed: {}", failing.len(), checks.len(), failing.join("; "));
+        failed(id, now, None, Fail::new(HEALTH_CHECK_FAILED, message))
+    };
+    report.output = truncate_output(&crate::health::summary_lines(&checks).join("\n"), MAX_RESULT_OUTPUT_BYTES);
+    report.reboot_required = inner.scanner.reboot_required();
+    report.checks = checks;
+    inner.report(report);
 }
 
 async fn refresh_command(inner: Arc<Inner>, id: Uuid, _guard: ActiveGuard) {
@@ -883,5 +970,77 @@ mod tests {
         assert_eq!(action(change(Some("1.0-1"), None)), TxAction::Remove);
         // Versions compare by the package manager's rules, not as text.
         assert_eq!(action(change(Some("1.0~rc1-1"), Some("1.0-1"))), TxAction::Upgrade);
+    }
+
+    #[test]
+    fn dry_runs_predict_a_reboot_from_the_packages_and_the_host() {
+        use patchdeck_proto::{BackendKind, OsInfo, RebootStatus, ScanReport, TxItem, SCAN_SCHEMA_VERSION};
+        let item = |name: &str, action: TxAction| TxItem {
+            name: name.into(),
+            action,
+            from: Some("1".into()),
+            to: (action != TxAction::Remove).then(|| "2".into()),
+            arch: None,
+        };
+        let tx = |items: Vec<TxItem>| Transaction { items };
+        let quiet = preview_of(&tx(vec![item("hello", TxAction::Upgrade), item("curl", TxAction::Install)]), None);
+        assert!(!quiet.reboot_required && quiet.reboot_reasons.is_empty());
+        assert_eq!((quiet.upgrades.len(), quiet.installs.len()), (1, 1));
+        // Kernels, the C library, init, D-Bus and microcode on every package manager's names.
+        for name in [
+            "linux-image-6.1.0-27-amd64",
+            "linux-signed-amd64",
+            "kernel",
+            "kernel-core",
+            "kernel-default",
+            "linux",
+            "linux-lts",
+            "glibc",
+            "libc6",
+            "musl",
+            "systemd",
+            "libsystemd0",
+            "dbus",
+            "dbus-broker",
+            "intel-microcode",
+        ] {
+            let preview = preview_of(&tx(vec![item("hello", TxAction::Upgrade), item(name, TxAction::Upgrade)]), None);
+            assert!(preview.reboot_required, "{name}");
+            assert_eq!(preview.reboot_reasons, [format!("{name} 2 is upgraded")], "{name}");
+        }
+        // Removing an old kernel needs no reboot.
+        assert!(!preview_of(&tx(vec![item("linux-image-6.1.0-20-amd64", TxAction::Remove)]), None).reboot_required);
+
+        // The scan's evidence counts: the host already needs one, or the update is flagged.
+        let mut report = ScanReport {
+            schema_version: SCAN_SCHEMA_VERSION,
+            scanned_at: Timestamp::UNIX_EPOCH,
+            os: OsInfo::default(),
+            backend: BackendKind::Apt,
+            version_format: VersionFormat::Deb,
+            last_refresh: None,
+            installed: vec![],
+            updates: vec![],
+            reboot: RebootStatus {
+                required: true,
+                reasons: vec!["/var/run/reboot-required exists".into()],
+                ..RebootStatus::default()
+            },
+        };
+        let preview = preview_of(&tx(vec![item("hello", TxAction::Upgrade)]), Some(&report));
+        assert_eq!(preview.reboot_reasons, ["the host already needs a reboot (/var/run/reboot-required exists)"]);
+        report.reboot = RebootStatus::default();
+        report.updates = vec![patchdeck_proto::AvailableUpdate {
+            name: "openssl".into(),
+            arch: "amd64".into(),
+            current_version: "1".into(),
+            candidate_version: "2".into(),
+            repository: None,
+            security: patchdeck_proto::SecurityInfo::new(SecurityClass::Unknown, "test"),
+            cves: vec![],
+            reboot_likely: true,
+        }];
+        let preview = preview_of(&tx(vec![item("openssl", TxAction::Upgrade)]), Some(&report));
+        assert_eq!(preview.reboot_reasons, ["openssl 2 is upgraded"]);
     }
 }

@@ -215,10 +215,14 @@ pub fn local_disks(mounts: &[Mount]) -> Vec<DiskUsage> {
     disks
 }
 
+/// Where the kernel tells the boot id (a new random UUID at every boot).
+pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
+
 /// Takes samples; remembers the previous CPU times for the CPU share.
 #[derive(Debug)]
 pub struct MetricsSampler {
     proc: PathBuf,
+    boot_id: PathBuf,
     previous_cpu: Option<CpuTimes>,
 }
 
@@ -231,7 +235,13 @@ impl Default for MetricsSampler {
 impl MetricsSampler {
     /// Reads this host's `/proc`.
     pub fn new() -> Self {
-        MetricsSampler { proc: PathBuf::from("/proc"), previous_cpu: None }
+        MetricsSampler { proc: PathBuf::from("/proc"), boot_id: PathBuf::from(BOOT_ID_PATH), previous_cpu: None }
+    }
+
+    /// Reads the boot id from `path` instead (`reboot.boot_id_path`; tests simulate a reboot).
+    pub fn with_boot_id_path(mut self, path: PathBuf) -> Self {
+        self.boot_id = path;
+        self
     }
 
     fn read(&self, name: &str) -> Option<String> {
@@ -263,7 +273,7 @@ impl MetricsSampler {
             swap_free_bytes: memory.swap_free,
             disks: local_disks(&mounts),
             uptime_secs: self.read("uptime").as_deref().and_then(parse_uptime).unwrap_or(0),
-            boot_id: self.read("sys/kernel/random/boot_id").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+            boot_id: std::fs::read_to_string(&self.boot_id).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
             kernel: Some(rustix::system::uname().release().to_string_lossy().into_owned()),
             reboot_required,
         }

@@ -63,6 +63,10 @@ pub struct PullOptions {
     /// [`renew::RENEW_BEFORE_ENV`].
     pub renew_before: Option<Duration>,
     pub clock: Arc<dyn Clock>,
+    /// Where the boot id is read for each check-in (`reboot.boot_id_path`).
+    pub boot_id_path: PathBuf,
+    /// How `health_check` commands check units and https probes (`health:`).
+    pub health: crate::health::HealthSettings,
 }
 
 impl PullOptions {
@@ -83,6 +87,8 @@ impl PullOptions {
             refresh_policy,
             renew_before: renew::renew_before_from_env(),
             clock: Arc::new(SystemClock),
+            boot_id_path: config.reboot.boot_id_path.clone(),
+            health: crate::health::HealthSettings::from_config(&config.health),
         }
     }
 }

@@ -213,6 +213,9 @@ mod tests {
             output: "done".to_owned(),
             changes: Vec::new(),
             reboot_required: false,
+            hooks: Vec::new(),
+            checks: Vec::new(),
+            preview: None,
         }
     }
 

@@ -353,7 +353,7 @@ impl Step<'_> {
         }
         let code = command.error_code.clone().unwrap_or_else(|| command.state.as_str().to_owned());
         let message = command.error_message.clone().unwrap_or_else(|| format!("the install ended {}", command.state));
-        if code == "pre_hook_failed" {
+        if code == patchdeck_proto::orchestration::PRE_HOOK_FAILED {
             return self.end(host, HostRunState::Skipped, Some((code, message))).await;
         }
         let backoff = secs(self.state.config().deployments.retry_backoff_secs);
@@ -454,7 +454,7 @@ impl Step<'_> {
         if command.state == CommandState::Completed {
             return self.end(host, HostRunState::Succeeded, None).await;
         }
-        let code = command.error_code.clone().unwrap_or_else(|| "health_check_failed".into());
+        let code = command.error_code.clone().unwrap_or_else(|| patchdeck_proto::orchestration::HEALTH_CHECK_FAILED.into());
         let message = command
             .error_message
             .clone()

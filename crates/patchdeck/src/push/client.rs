@@ -330,6 +330,9 @@ impl Immediate {
             output: convert::truncate_output(self.output.clone()),
             changes: Vec::new(),
             reboot_required: self.inventory.as_ref().is_some_and(|r| r.reboot.required),
+            hooks: Vec::new(),
+            checks: Vec::new(),
+            preview: None,
         }
     }
 }
@@ -514,8 +517,18 @@ impl PushClient {
                     label: format!("roll back job {original} (command {command_id})"),
                 }]))
             }
-            Command::Reboot { delay_secs, force } => {
-                let request = RebootRequest { delay_seconds: *delay_secs, force: *force, ..RebootRequest::default() };
+            Command::HealthCheck { .. } => Err(PushError::Unsupported {
+                what: "health_check".into(),
+                why: "the contract has no health checks of units or probes; pull agents run them".into(),
+            }),
+            Command::Reboot { delay_secs, force, message } => {
+                // The contract's `reason` is the warning our agents broadcast with `wall`.
+                let request = RebootRequest {
+                    delay_seconds: *delay_secs,
+                    force: *force,
+                    reason: message.clone(),
+                    ..RebootRequest::default()
+                };
                 let accepted = self.reboot(&request).await?;
                 Ok(Submission::Jobs(vec![AcceptedJob {
                     job_id: accepted.job_id,

@@ -264,6 +264,9 @@ pub fn job_result(command_id: Uuid, detail: &JobDetail, at: Timestamp) -> Comman
         output: truncate_output(job_output(detail)),
         changes,
         reboot_required: false,
+        hooks: Vec::new(),
+        checks: Vec::new(),
+        preview: None,
     }
 }
 
@@ -299,6 +302,9 @@ pub fn merge_results(command_id: Uuid, details: &[JobDetail], at: Timestamp) -> 
         output: truncate_output(output),
         changes: results.iter().flat_map(|r| r.changes.clone()).collect(),
         reboot_required: false,
+        hooks: Vec::new(),
+        checks: Vec::new(),
+        preview: None,
     }
 }
 

@@ -620,6 +620,9 @@ impl<S: PushStore> PushWorker<S> {
             output: String::new(),
             changes: Vec::new(),
             reboot_required: false,
+            hooks: Vec::new(),
+            checks: Vec::new(),
+            preview: None,
         }
     }
 
@@ -671,6 +674,9 @@ impl<S: PushStore> PushWorker<S> {
             output: jobs.iter().map(|j| format!("job {}: {}", j.job_id, j.label)).collect::<Vec<_>>().join("\n"),
             changes: Vec::new(),
             reboot_required: false,
+            hooks: Vec::new(),
+            checks: Vec::new(),
+            preview: None,
         };
         self.report(id, running).await;
         let mut details = Vec::with_capacity(jobs.len());

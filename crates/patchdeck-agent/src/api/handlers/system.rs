@@ -101,7 +101,10 @@ pub async fn create_reboot(
         tracing::info!(reason, delay_seconds = request.delay_seconds, force = request.force, "reboot requested");
     }
     let delay = Duration::from_secs(request.delay_seconds);
-    let job = state.engine().submit_as(JobRequest::Reboot { delay, force: request.force }, requested_by.0).await?;
+    // The contract's `reason` is shown to logged-in users (`wall`) as well as logged.
+    let message = request.reason.clone().filter(|r| !r.trim().is_empty());
+    let job =
+        state.engine().submit_as(JobRequest::Reboot { delay, force: request.force, message }, requested_by.0).await?;
     let scheduled_at = job.created_at.checked_add(delay).unwrap_or(job.created_at);
     Ok(accepted(RebootAccepted::new(job.job_id, scheduled_at, request.delay_seconds, request.force)))
 }

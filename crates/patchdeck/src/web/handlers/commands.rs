@@ -21,6 +21,7 @@ use patchdeck_proto::agent::{Command, CommandState, PackageChange, Selection};
 use patchdeck_proto::lpa::validate::{
     validate_delay, validate_list_len, validate_package_name, validate_version, ValidationError,
 };
+use patchdeck_proto::orchestration::{validate_health_check, validate_reboot_message};
 use patchdeck_store::{Approval, CommandFilter, CommandRecord, GroupId, Host, HostId, NewCommand, Scope, Transport};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -51,7 +52,7 @@ pub struct CommandView {
     pub id: String,
     pub host_id: i64,
     /// The command's `type`: `scan`, `refresh_metadata`, `upgrade`, `install`, `remove`,
-    /// `rollback`, `reboot` or `heartbeat`.
+    /// `rollback`, `reboot`, `heartbeat` or `health_check`.
     pub kind: String,
     /// The command as queued (`{"type": "upgrade", "selection": {"mode": "security"}}`).
     #[schema(value_type = Object)]
@@ -181,7 +182,14 @@ pub fn check_command(command: &Command) -> Result<(), ValidationError> {
         Command::Install { packages, .. } | Command::Remove { packages, .. } => {
             check_specs("packages", packages, false)
         }
-        Command::Reboot { delay_secs, .. } => validate_delay("delay_secs", *delay_secs),
+        Command::Reboot { delay_secs, message, .. } => {
+            validate_delay("delay_secs", *delay_secs)?;
+            match message {
+                Some(message) => validate_reboot_message("message", message),
+                None => Ok(()),
+            }
+        }
+        Command::HealthCheck { units, probes } => validate_health_check(units, probes),
         Command::Heartbeat { interval_secs, duration_secs, .. } => {
             if !(MIN_HEARTBEAT_INTERVAL_SECS..=MAX_HEARTBEAT_INTERVAL_SECS).contains(interval_secs) {
                 return Err(ValidationError::new(
@@ -244,6 +252,11 @@ async fn refusal(state: &AppState, host: &Host, command: &Command) -> ApiResult<
         match command {
             Command::Heartbeat { .. } => {
                 return Ok(Some("rapid check-in is for pull agents; a push host is polled by the manager".into()))
+            }
+            Command::HealthCheck { .. } => {
+                return Ok(Some(
+                    "a push host's API has no health checks of units or probes; they run on pull agents".into(),
+                ))
             }
             Command::Upgrade { dry_run: true, .. }
             | Command::Install { dry_run: true, .. }
@@ -321,7 +334,7 @@ async fn publish(state: &AppState, record: &CommandRecord) {
 /// cannot take commands).
 #[utoipa::path(post, path = "/api/v1/hosts/{id}/commands", tag = "commands", params(("id" = i64, Path)),
     request_body(content = Object,
-        description = "A command (`type`: scan, refresh_metadata, upgrade, install, remove, rollback, reboot, heartbeat)"),
+        description = "A command (`type`: scan, refresh_metadata, upgrade, install, remove, rollback, reboot, heartbeat, health_check)"),
     responses((status = 201, body = CommandView), (status = 400), (status = 404), (status = 409)))]
 pub async fn create_host_command(
     State(state): State<AppState>,
@@ -346,7 +359,8 @@ pub struct FleetCommandRequest {
     /// that is not fails the whole request and nothing is queued.
     pub hosts: Option<Vec<i64>>,
     /// Every host of this group (one of the caller's groups, unless an admin). Hosts that
-    /// cannot take it (waiting for approval; a dry run or heartbeat for a push host) are skipped and listed.
+    /// cannot take it (waiting for approval; a dry run, heartbeat or health check for a push
+    /// host) are skipped and listed.
     pub group: Option<i64>,
     /// The command, as for `POST /api/v1/hosts/{id}/commands`.
     #[schema(value_type = Object)]
@@ -501,8 +515,8 @@ pub struct HostCommandQuery {
     pub offset: Option<u64>,
 }
 
-const KINDS: [&str; 8] =
-    ["scan", "refresh_metadata", "upgrade", "install", "remove", "rollback", "reboot", "heartbeat"];
+const KINDS: [&str; 9] =
+    ["scan", "refresh_metadata", "upgrade", "install", "remove", "rollback", "reboot", "heartbeat", "health_check"];
 
 fn parse_state(text: &str) -> ApiResult<CommandState> {
     text.parse().map_err(|_| {
@@ -665,6 +679,12 @@ mod tests {
             json!({ "type": "remove", "packages": ["telnet"] }),
             json!({ "type": "rollback", "command_id": Uuid::nil() }),
             json!({ "type": "reboot", "delay_secs": 86_400 }),
+            json!({ "type": "reboot", "delay_secs": 300, "message": "Patching: rebooting in 5 minutes" }),
+            json!({ "type": "health_check", "units": ["nginx", "ssh.socket"] }),
+            json!({ "type": "health_check", "probes": [
+                { "type": "http", "url": "https://127.0.0.1:8443/health", "expect_status": 204, "timeout_secs": 5 },
+                { "type": "tcp", "address": "[::1]:5432" }
+            ] }),
             json!({ "type": "heartbeat", "enabled": true }),
             json!({ "type": "heartbeat", "enabled": true, "interval_secs": 300, "duration_secs": 86_400 }),
         ] {
@@ -701,6 +721,22 @@ mod tests {
             (json!({ "type": "heartbeat", "enabled": true, "duration_secs": 86_401 }), "duration_secs"),
             (json!({ "type": "scan", "subsystems": [] }), "subsystems"),
             (json!({ "type": "scan", "subsystems": ["packages"], "extra": 1 }), "extra"),
+            (json!({ "type": "reboot", "message": "two\nlines" }), "message"),
+            (json!({ "type": "reboot", "message": "x".repeat(257) }), "message"),
+            (json!({ "type": "health_check" }), "units"),
+            (json!({ "type": "health_check", "units": ["--all"] }), "units[0]"),
+            (
+                json!({ "type": "health_check", "probes": [{ "type": "http", "url": "file:///etc/shadow" }] }),
+                "probes[0].url",
+            ),
+            (
+                json!({ "type": "health_check", "probes": [{ "type": "tcp", "address": "db", "timeout_secs": 5 }] }),
+                "probes[0].address",
+            ),
+            (
+                json!({ "type": "health_check", "probes": [{ "type": "tcp", "address": "db:1", "timeout_secs": 61 }] }),
+                "probes[0].timeout_secs",
+            ),
         ] {
             let error = parse_command(bad.clone(), "").expect_err(&bad.to_string());
             assert_eq!(error.code, "validation_error", "{bad}");

@@ -771,7 +771,8 @@ pub async fn set_group_policy(
     let command = json!({ "type": "health_check", "units": body.health_units, "probes": body.health_probes });
     let parsed: patchdeck_proto::agent::Command =
         serde_json::from_value(command).map_err(|e| ApiError::validation("health_probes", e.to_string()))?;
-    crate::deploy::check_health_command(&parsed)?;
+    super::commands::check_command(&parsed)
+        .map_err(|e| ApiError::validation(&format!("health_{}", e.field), e.message))?;
     let policy = GroupPolicy {
         require_approval: body.require_approval,
         health_units: body.health_units.clone(),
