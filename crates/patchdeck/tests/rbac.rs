@@ -48,6 +48,8 @@ struct Fixtures {
     /// A notification channel (a Slack-format webhook to a closed loopback port) and a rule.
     notification_channel: i64,
     notification_rule: i64,
+    /// A deployment of `host`.
+    deployment: i64,
 }
 
 impl Fixtures {
@@ -143,7 +145,16 @@ impl Fixtures {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{rule}");
+        let (status, deployment) = admin
+            .post(
+                "/api/v1/deployments",
+                json!({ "name": "matrix", "target": { "host_ids": [host] }, "selection": { "type": "all" },
+                        "schedule": "now" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{deployment}");
         Fixtures {
+            deployment: deployment["id"].as_i64().unwrap(),
             maintenance_window: window["id"].as_i64().unwrap(),
             blackout: blackout["id"].as_i64().unwrap(),
             notification_channel,
@@ -178,6 +189,7 @@ impl Fixtures {
             (_, "serial") => self.serial.clone(),
             ("notification-channels", "id") => self.notification_channel.to_string(),
             ("notification-rules", "id") => self.notification_rule.to_string(),
+            ("deployments", "id") => self.deployment.to_string(),
             _ => panic!("no fixture for {{{name}}} in {path}: add one to Fixtures"),
         }
     }
