@@ -312,6 +312,15 @@ export function HostsPage() {
                 {HOST_ACTIONS[a].label}
               </Button>
             ))}
+            <Button
+              size="small"
+              variant="outlined"
+              component={RouterLink}
+              to={`/deployments/new?hosts=${[...selected.keys()].join(",")}`}
+              disabled={selected.size > MAX_BULK}
+            >
+              New deployment…
+            </Button>
             <Button size="small" onClick={() => setSelected(new Map())}>
               Clear selection
             </Button>
