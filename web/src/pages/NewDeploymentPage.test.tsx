@@ -91,7 +91,7 @@ describe("New deployment page", () => {
     });
     await waitFor(() => expect(screen.getByTestId("location")).toHaveTextContent("/deployments/5"));
     expect(await screen.findByText(/Planning: each host is running a dry run/)).toBeInTheDocument();
-  });
+  }, 60_000);
 
   it("sends groups, a filter and named packages", async () => {
     const user = userEvent.setup({ delay: null });
@@ -115,7 +115,7 @@ describe("New deployment page", () => {
       rollback_on_failure: false,
       rings: [],
     });
-  });
+  }, 60_000);
 
   it("checks the form before sending, and shows the server's objection on its field", async () => {
     const user = userEvent.setup({ delay: null });
@@ -154,7 +154,7 @@ describe("New deployment page", () => {
     expect(await within(ring2).findByText(/Must be 1–100 and larger than the previous ring's/)).toBeInTheDocument();
     expect(screen.getByText(/field rings\[1\]\.percent/)).toBeInTheDocument();
     expect(screen.getByTestId("location")).toHaveTextContent("/deployments/new");
-  });
+  }, 60_000);
 
   it("is offered from the hosts page's selection and from a host's page", async () => {
     const user = userEvent.setup({ delay: null });
@@ -171,7 +171,7 @@ describe("New deployment page", () => {
       "href",
       `/deployments/new?hosts=1&name=${encodeURIComponent("Updates for web-01")}`,
     );
-  });
+  }, 60_000);
 
   it("is closed to viewers", async () => {
     const mock = mockFetch({ ...base, [ME_PATH]: json(200, { ...meBody(), user: { ...alice, role: "viewer" } }) });
