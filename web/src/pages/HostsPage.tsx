@@ -276,6 +276,11 @@ export function HostsPage() {
             Clear filters
           </Button>
         )}
+        {groupId > 0 && (
+          <Button component={RouterLink} to={`/groups/${groupId}/policy`}>
+            Deployment policy
+          </Button>
+        )}
         {canAct && groupId > 0 && (
           <>
             <Button
