@@ -91,6 +91,18 @@ describe("Deployment detail page", () => {
     expect(screen.queryByRole("button", { name: "Approve" })).not.toBeInTheDocument();
   });
 
+  it("offers an operator no approval of their own deployment, and says who approves", async () => {
+    mockFetch({
+      ...operator,
+      [ONE]: json(200, deployment(5, "Mine", { status: "awaiting_approval", requires_approval: true, created_by: 2 })),
+      [HOSTS]: json(200, hosts),
+    });
+    renderApp("/deployments/5");
+    expect(await screen.findByText("You created this deployment: an administrator or another operator approves it.")).toBeInTheDocument();
+    expect(screen.queryByRole("button", { name: "Approve" })).not.toBeInTheDocument();
+    expect(screen.getByRole("button", { name: "Cancel deployment" })).toBeInTheDocument();
+  });
+
   it("asks before cancelling", async () => {
     const user = userEvent.setup({ delay: null });
     const mock = mockFetch({

@@ -148,7 +148,7 @@ function Rings({ d }: { d: DeploymentView }) {
   );
 }
 
-function Actions({ d, onDone }: { d: DeploymentView; onDone: (d: DeploymentView) => void }) {
+function Actions({ d, onDone, ownDeployment }: { d: DeploymentView; onDone: (d: DeploymentView) => void; ownDeployment: boolean }) {
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState<DeploymentAction | null>(null);
   const [confirm, setConfirm] = useState<DeploymentAction | null>(null);
@@ -163,8 +163,10 @@ function Actions({ d, onDone }: { d: DeploymentView; onDone: (d: DeploymentView)
       setBusy(null);
     }
   };
-  const actions = deploymentActions(d.status);
-  if (actions.length === 0) return null;
+  // Four eyes: an operator does not approve their own deployment (the API answers 403).
+  const actions = deploymentActions(d.status).filter((a) => !(a === "approve" && ownDeployment));
+  const selfApproval = ownDeployment && d.status === "awaiting_approval";
+  if (actions.length === 0 && !selfApproval) return null;
   const c = confirm ? CONFIRM[confirm] : undefined;
   return (
     <Box>
@@ -181,6 +183,11 @@ function Actions({ d, onDone }: { d: DeploymentView; onDone: (d: DeploymentView)
           </Button>
         ))}
       </Stack>
+      {selfApproval && (
+        <Typography variant="body2" color="text.secondary" sx={{ mt: 1 }}>
+          You created this deployment: an administrator or another operator approves it.
+        </Typography>
+      )}
       {isApiError(error) && error.status === 403 && d.status === "awaiting_approval" ? (
         <Alert severity="warning" role="alert" sx={{ mt: 2 }}>
           {error.message ? `${error.message.charAt(0).toUpperCase()}${error.message.slice(1)}.` : "Your role does not allow this."} Ask an
@@ -558,7 +565,9 @@ export function DeploymentDetailPage() {
             previews below.
           </Alert>
         )}
-        {canAct && <Actions d={d} onDone={onDone} />}
+        {canAct && (
+          <Actions d={d} onDone={onDone} ownDeployment={me.data?.user.role !== "admin" && d.created_by != null && d.created_by === me.data?.user.id} />
+        )}
         <Box sx={{ display: "grid", gap: 3, gridTemplateColumns: { xs: "1fr", md: "1fr 1fr" } }}>
           <Card variant="outlined">
             <CardContent>
