@@ -136,7 +136,12 @@ describe("Deployment detail page", () => {
     expect(plan).toHaveTextContent("openssl");
     expect(plan).toHaveTextContent("3.0.11-1");
     expect(plan).toHaveTextContent("3.0.13-1");
-    expect(screen.getByText("Upgrades")).toBeInTheDocument();
+    expect(screen.getByText("Installs: 0")).toBeInTheDocument();
+    expect(screen.getByText("Upgrades: 1")).toBeInTheDocument();
+    expect(screen.getByText("openssl (amd64): 3.0.11-1 → 3.0.13-1")).toBeInTheDocument();
+    expect(screen.getByText("Removals: 1")).toBeInTheDocument();
+    expect(screen.getByText("libssl1.1 (amd64): 1.1.1w-0 → —")).toBeInTheDocument();
+    expect(screen.getByText("Reboot needed: no")).toBeInTheDocument();
     expect(screen.getByRole("link", { name: "Dry run output" })).toHaveAttribute("href", "/hosts/1?tab=commands&command=c-prev");
     expect(screen.getByRole("link", { name: "Install output" })).toHaveAttribute("href", "/hosts/1?tab=commands&command=c-apply");
 

@@ -232,10 +232,37 @@ function planOf(h: DeploymentHostView): PlanItem[] {
   });
 }
 
-function count(v: unknown): string {
-  if (typeof v === "number") return String(v);
-  if (Array.isArray(v)) return String(v.length);
-  return "—";
+/** The packages of one part of a dry run's answer (`installs`, `upgrades`, `removals`). */
+function changesOf(v: unknown): PlanItem[] | null {
+  if (!Array.isArray(v)) return null;
+  return v.map((c) => {
+    const r = (c ?? {}) as Record<string, unknown>;
+    const s = (k: string) => (r[k] == null ? "" : String(r[k]));
+    return { name: s("name"), arch: s("arch"), from: s("from"), to: s("to") };
+  });
+}
+
+function PreviewPart({ label, value, warn }: { label: string; value: unknown; warn?: boolean }) {
+  const list = changesOf(value);
+  const n = list ? list.length : typeof value === "number" ? value : null;
+  return (
+    <Box>
+      <Typography variant="body2" color={warn && n ? "warning.main" : undefined} sx={{ fontWeight: 500 }}>
+        {label}: {n ?? "—"}
+      </Typography>
+      {list && list.length > 0 && (
+        <Box component="ul" sx={{ m: 0, pl: 3 }}>
+          {list.map((c, i) => (
+            <Typography component="li" variant="body2" key={`${c.name}-${i}`} sx={{ overflowWrap: "anywhere" }}>
+              {c.name}
+              {c.arch ? ` (${c.arch})` : ""}
+              {c.from || c.to ? `: ${c.from || "—"} → ${c.to || "—"}` : ""}
+            </Typography>
+          ))}
+        </Box>
+      )}
+    </Box>
+  );
 }
 
 function Preview({ h }: { h: DeploymentHostView }) {
@@ -255,14 +282,14 @@ function Preview({ h }: { h: DeploymentHostView }) {
     );
   }
   return (
-    <Facts
-      rows={[
-        ["Installs", count(p["installs"])],
-        ["Upgrades", count(p["upgrades"])],
-        ["Removals", count(p["removals"])],
-        ["Reboot needed", p["reboot_required"] === true ? "yes" : p["reboot_required"] === false ? "no" : "—"],
-      ]}
-    />
+    <Stack spacing={1}>
+      <PreviewPart label="Installs" value={p["installs"]} />
+      <PreviewPart label="Upgrades" value={p["upgrades"]} />
+      <PreviewPart label="Removals" value={p["removals"]} warn />
+      <Typography variant="body2" sx={{ fontWeight: 500 }}>
+        Reboot needed: {p["reboot_required"] === true ? "yes" : p["reboot_required"] === false ? "no" : "—"}
+      </Typography>
+    </Stack>
   );
 }
 
