@@ -22,6 +22,13 @@ const EnrollmentsPage = lazy(() => import("./pages/EnrollmentsPage").then((m) =>
 const DiscoveryPage = lazy(() => import("./pages/DiscoveryPage").then((m) => ({ default: m.DiscoveryPage })));
 const UsersPage = lazy(() => import("./pages/UsersPage").then((m) => ({ default: m.UsersPage })));
 const AuditLogPage = lazy(() => import("./pages/AuditLogPage").then((m) => ({ default: m.AuditLogPage })));
+const DeploymentsPage = lazy(() => import("./pages/DeploymentsPage").then((m) => ({ default: m.DeploymentsPage })));
+const DeploymentDetailPage = lazy(() =>
+  import("./pages/DeploymentDetailPage").then((m) => ({ default: m.DeploymentDetailPage })),
+);
+const NewDeploymentPage = lazy(() => import("./pages/NewDeploymentPage").then((m) => ({ default: m.NewDeploymentPage })));
+const WorkersPage = lazy(() => import("./pages/WorkersPage").then((m) => ({ default: m.WorkersPage })));
+const GroupPolicyPage = lazy(() => import("./pages/GroupPolicyPage").then((m) => ({ default: m.GroupPolicyPage })));
 const SecurityEventsPage = lazy(() =>
   import("./pages/SecurityEventsPage").then((m) => ({ default: m.SecurityEventsPage })),
 );
@@ -104,7 +111,40 @@ export function AppRoutes() {
             </Loading>
           }
         />
+        <Route
+          path="deployments"
+          element={
+            <Loading>
+              <DeploymentsPage />
+            </Loading>
+          }
+        />
+        <Route
+          path="deployments/new"
+          element={
+            <Loading>
+              <NewDeploymentPage />
+            </Loading>
+          }
+        />
+        <Route
+          path="deployments/:id"
+          element={
+            <Loading>
+              <DeploymentDetailPage />
+            </Loading>
+          }
+        />
         <Route path="groups" element={<PlaceholderPage page={PLANNED.groups} />} />
+        <Route
+          path="groups/:id/policy"
+          element={
+            <Loading>
+              <GroupPolicyPage />
+            </Loading>
+          }
+        />
+        <Route path="workers" element={adminPage(<WorkersPage />)} />
         <Route path="registration-tokens" element={adminPage(<RegistrationTokensPage />)} />
         <Route path="enrollments" element={adminPage(<EnrollmentsPage />)} />
         <Route path="discovery" element={adminPage(<DiscoveryPage />)} />

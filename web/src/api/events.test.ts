@@ -27,6 +27,18 @@ describe("live events", () => {
     expect(keysFor({ type: "host", host_id: 7, status: "pending", change: "enrolled" })).toContainEqual(["enrollments"]);
   });
 
+  it("refreshes a deployment on its status, and its hosts and counts when a host moves", () => {
+    expect(keysFor({ type: "deployment", deployment_id: 3, status: "running" })).toEqual([
+      ["deployments", "list"],
+      ["deployments", "detail", 3, "self"],
+    ]);
+    expect(keysFor({ type: "deployment_host", deployment_id: 3, host_id: 7, state: "verifying" })).toEqual([
+      ["deployments", "list"],
+      ["deployments", "detail", 3],
+    ]);
+    expect(RESYNC_KEYS).toContainEqual(["deployments"]);
+  });
+
   it("invalidates a burst of events once per key", () => {
     vi.useFakeTimers();
     try {

@@ -86,18 +86,30 @@ export function keysFor(event: LiveEvent): QueryKey[] {
     case "job":
       // The progress is in the event; the command's own state changes come as `command` events.
       return [];
+    case "deployment":
+      // Its status shows in the list and in its page (the counts come with the detail).
+      return [keys.deploymentList, keys.deploymentSelf(event.deployment_id)];
+    case "deployment_host":
+      // A host moved: the deployment's counts and its host table (and the list's progress).
+      return [keys.deploymentList, keys.deployment(event.deployment_id)];
   }
 }
 
 /** Everything the stream keeps fresh, after a `resync` or a reconnect. */
-export const RESYNC_KEYS: QueryKey[] = [keys.hosts, keys.commands, keys.enrollments];
+export const RESYNC_KEYS: QueryKey[] = [keys.hosts, keys.commands, keys.enrollments, keys.deployments];
 
 function parse(data: string): LiveEvent | null {
   try {
     const v: unknown = JSON.parse(data);
     if (typeof v !== "object" || v === null) return null;
     const e = v as Record<string, unknown>;
+    if (e["type"] === "deployment") {
+      return typeof e["deployment_id"] === "number" && typeof e["status"] === "string" ? (v as LiveEvent) : null;
+    }
     if (typeof e["host_id"] !== "number") return null;
+    if (e["type"] === "deployment_host") {
+      return typeof e["deployment_id"] === "number" && typeof e["state"] === "string" ? (v as LiveEvent) : null;
+    }
     if (e["type"] === "command" && typeof e["command_id"] === "string" && typeof e["state"] === "string") {
       return v as LiveEvent;
     }
@@ -177,6 +189,8 @@ export function useLiveEvents(enabled = true) {
       s.addEventListener("command", onEvent as EventListener);
       s.addEventListener("host", onEvent as EventListener);
       s.addEventListener("job", onEvent as EventListener);
+      s.addEventListener("deployment", onEvent as EventListener);
+      s.addEventListener("deployment_host", onEvent as EventListener);
       s.addEventListener("resync", () => batch.add(RESYNC_KEYS));
       s.addEventListener("error", () => {
         // CONNECTING: the browser retries by itself. CLOSED: the server refused (401): refresh

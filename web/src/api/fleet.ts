@@ -32,6 +32,14 @@ export type DiscoveryView = Schemas["DiscoveryView"];
 export type DiscoveredHostView = Schemas["DiscoveredHostView"];
 export type DiscoveryList = Schemas["DiscoveryList"];
 export type StartDiscoveryRequest = Schemas["StartDiscoveryRequest"];
+export type DeploymentView = Schemas["DeploymentView"];
+export type DeploymentHostView = Schemas["DeploymentHostView"];
+export type CreateDeploymentRequest = Schemas["CreateDeploymentRequest"];
+export type RingRequest = Schemas["RingRequest"];
+export type UpdateSelection = Schemas["UpdateSelection"];
+export type GroupPolicyBody = Schemas["GroupPolicyBody"];
+export type WorkersView = Schemas["WorkersView"];
+export type WorkerView = Schemas["WorkersView"]["workers"][number];
 
 /** Discovery states after which nothing changes any more (`running` is the only other one). */
 export const DISCOVERY_FINAL_STATES: ReadonlySet<string> = new Set(["completed", "cancelled", "failed"]);
@@ -56,6 +64,8 @@ export type UserListQuery = QueryOf<"/api/v1/users", "get">;
 export type AuditQuery = QueryOf<"/api/v1/audit", "get">;
 export type SecurityEventsQuery = QueryOf<"/api/v1/security/events", "get">;
 export type PageQuery = QueryOf<"/api/v1/registration-tokens", "get">;
+export type DeploymentListQuery = QueryOf<"/api/v1/deployments", "get">;
+export type DeploymentHostsQuery = QueryOf<"/api/v1/deployments/{id}/hosts", "get">;
 
 /** `?a=1&b=x` from an object; `undefined`, `null` and `""` are left out. */
 export function queryString(params: object): string {
@@ -155,6 +165,64 @@ export const fleetApi = {
     api.get<Page<AuditView>>(`${V}/security/events${queryString(q)}`, signal),
 };
 
+/** What a deployment action does, by its path segment. */
+export type DeploymentAction = "approve" | "cancel" | "retry" | "rollback";
+
+export const deploymentsApi = {
+  list: (q: DeploymentListQuery, signal?: AbortSignal) => api.get<Page<DeploymentView>>(`${V}/deployments${queryString(q)}`, signal),
+  get: (id: number, signal?: AbortSignal) => api.get<DeploymentView>(`${V}/deployments/${id}`, signal),
+  hosts: (id: number, q: DeploymentHostsQuery, signal?: AbortSignal) =>
+    api.get<Page<DeploymentHostView>>(`${V}/deployments/${id}/hosts${queryString(q)}`, signal),
+  create: (body: CreateDeploymentRequest) => api.post<DeploymentView>(`${V}/deployments`, body),
+  act: (id: number, action: DeploymentAction) => api.post<DeploymentView>(`${V}/deployments/${id}/${action}`),
+  groupPolicy: (groupId: number, signal?: AbortSignal) => api.get<GroupPolicyBody>(`${V}/groups/${groupId}/policy`, signal),
+  setGroupPolicy: (groupId: number, body: GroupPolicyBody) => api.put<GroupPolicyBody>(`${V}/groups/${groupId}/policy`, body),
+  workers: (signal?: AbortSignal) => api.get<WorkersView>(`${V}/workers`, signal),
+};
+
+/** Deployment statuses, in the order a deployment goes through them. */
+export const DEPLOYMENT_STATUSES = [
+  "planning",
+  "awaiting_approval",
+  "running",
+  "halted",
+  "succeeded",
+  "partially_failed",
+  "failed",
+  "cancelled",
+  "rolling_back",
+  "rolled_back",
+] as const;
+
+/** States of a host within a deployment. */
+export const DEPLOYMENT_HOST_STATES = [
+  "planning",
+  "queued",
+  "waiting_for_window",
+  "running",
+  "rebooting",
+  "verifying",
+  "rolling_back",
+  "succeeded",
+  "failed",
+  "skipped",
+  "cancelled",
+  "rolled_back",
+] as const;
+
+/** Host states after which the host is done (for progress). */
+export const DEPLOYMENT_HOST_DONE: ReadonlySet<string> = new Set(["succeeded", "failed", "skipped", "cancelled", "rolled_back"]);
+
+/** Which actions a deployment's status allows (mirrors the handlers' transitions). */
+export function deploymentActions(status: string): DeploymentAction[] {
+  const out: DeploymentAction[] = [];
+  if (status === "awaiting_approval") out.push("approve");
+  if (["planning", "awaiting_approval", "running", "halted"].includes(status)) out.push("cancel");
+  if (["partially_failed", "failed", "halted"].includes(status)) out.push("retry");
+  if (["running", "halted", "succeeded", "partially_failed", "failed", "cancelled"].includes(status)) out.push("rollback");
+  return out;
+}
+
 /** Where the browser downloads the whole audit log (JSON lines). */
 export const AUDIT_EXPORT_URL = `${V}/audit/export`;
 
@@ -179,4 +247,13 @@ export const keys = {
   discoveries: ["discoveries"] as const,
   discoveryList: ["discoveries", "list"] as const,
   discovery: (id: string) => ["discoveries", "one", id] as const,
+  deployments: ["deployments"] as const,
+  deploymentList: ["deployments", "list"] as const,
+  deploymentListQuery: (q: DeploymentListQuery) => ["deployments", "list", q] as const,
+  /** Prefix of everything about one deployment (itself and its hosts). */
+  deployment: (id: number) => ["deployments", "detail", id] as const,
+  deploymentSelf: (id: number) => ["deployments", "detail", id, "self"] as const,
+  deploymentHosts: (id: number, q: DeploymentHostsQuery) => ["deployments", "detail", id, "hosts", q] as const,
+  groupPolicy: (id: number) => ["groups", "policy", id] as const,
+  workers: ["workers"] as const,
 };

@@ -671,6 +671,145 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/deployments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Deployments with at least one host the caller can see, newest first. */
+        get: operations["list_deployments"];
+        put?: never;
+        /**
+         * Creates a deployment: freezes each host's plan from its latest scan, puts the hosts in
+         *     rings and sends the dry runs. Answers at once with the deployment in `planning`; it moves on
+         *     by itself (to `awaiting_approval` when an approval is required, else `running`).
+         */
+        post: operations["create_deployment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deployments/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One deployment, with its hosts per state. */
+        get: operations["get_deployment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deployments/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approves a plan that awaits approval; it starts running. The approver is an admin, or an
+         *     operator other than the deployment's creator (four eyes).
+         */
+        post: operations["approve_deployment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deployments/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancels a deployment: hosts not started yet are cancelled, commands not delivered yet are
+         *     taken back; what is already running on a host finishes.
+         */
+        post: operations["cancel_deployment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deployments/{id}/hosts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The deployment's hosts in the caller's scope, with their plan, preview and outcome, in
+         *     ring then host order.
+         */
+        get: operations["list_deployment_hosts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deployments/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retries the failed hosts of a finished or halted deployment (and, after a halt, goes on
+         *     with the rollout): they are planned with the same versions and run again.
+         */
+        post: operations["retry_deployment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/deployments/{id}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rolls a deployment back: every host it changed returns to the versions it had before
+         *     (hosts not started are cancelled first; running ones finish, then roll back).
+         */
+        post: operations["rollback_deployment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/discoveries": {
         parameters: {
             query?: never;
@@ -875,6 +1014,27 @@ export interface paths {
         /** The users and hosts of a group (404 for a group the caller is not in, unless an admin). */
         get: operations["list_group_members"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/groups/{id}/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The orchestration policy of a group (approval, post-patch health checks). */
+        get: operations["get_group_policy"];
+        /**
+         * Sets a group's orchestration policy (admins). The health checks are checked as the agent
+         *     will read them.
+         */
+        put: operations["set_group_policy"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1278,6 +1438,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The background workers (each manager process that runs jobs), with a stale flag, and the
+         *     job queue's counts.
+         */
+        get: operations["list_workers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -1413,6 +1593,26 @@ export interface components {
             /** @description What the token is for, e.g. "prometheus". */
             label: string;
         };
+        /** @description A deployment to create. */
+        CreateDeploymentRequest: {
+            name: string;
+            /**
+             * Format: int64
+             * @description Seconds between the warning to logged-in users and the reboot (default 300).
+             */
+            reboot_delay_secs?: number | null;
+            /** @description `never`, `if_needed` (default) or `always`. */
+            reboot_policy?: string | null;
+            /** @description Stages of the rollout (default: one ring with every host). */
+            rings?: components["schemas"]["RingRequest"][];
+            /** @description Roll a host back when it fails after installing (default false). */
+            rollback_on_failure?: boolean | null;
+            /** @description `window` (default: each host's next maintenance window) or `now`. */
+            schedule?: string | null;
+            /** @description `{"type": "all"}`, `{"type": "security"}` or `{"type": "packages", "packages": [...]}`. */
+            selection: components["schemas"]["UpdateSelection"];
+            target: components["schemas"]["DeploymentTarget"];
+        };
         CreateGroupRequest: {
             /** @description At most 500 characters. */
             description?: string | null;
@@ -1471,6 +1671,76 @@ export interface components {
         CreatedUser: {
             password?: string | null;
             user: components["schemas"]["UserView"];
+        };
+        /** @description One host of a deployment. */
+        DeploymentHostView: {
+            apply_command?: string | null;
+            /** Format: int32 */
+            attempts: number;
+            error_code?: string | null;
+            error_message?: string | null;
+            finished_at?: string | null;
+            health_command?: string | null;
+            /** Format: int64 */
+            host_id: number;
+            hostname: string;
+            not_before?: string | null;
+            /** @description Exactly what is installed: `name`, `arch`, `from`, `to`. */
+            plan: Record<string, unknown>[];
+            /**
+             * @description The dry run's answer (`installs`, `upgrades`, `removals`, `reboot_required`) or why
+             *     there is none (`available: false`, `reason`).
+             */
+            preview?: Record<string, unknown> | null;
+            preview_command?: string | null;
+            reboot_command?: string | null;
+            reboot_required: boolean;
+            /** Format: int32 */
+            ring: number;
+            rollback_command?: string | null;
+            started_at?: string | null;
+            state: string;
+            window_end?: string | null;
+        };
+        /**
+         * @description Which hosts a deployment targets: the union of the listed hosts, the hosts of the listed
+         *     groups and the hosts matching the filter (approved hosts in the caller's scope only).
+         */
+        DeploymentTarget: {
+            filter?: null | components["schemas"]["TargetFilter"];
+            group_ids?: number[];
+            host_ids?: number[];
+        };
+        /** @description A deployment, with how many of its hosts (in the caller's scope) are in each state. */
+        DeploymentView: {
+            approved_at?: string | null;
+            /** Format: int64 */
+            approved_by?: number | null;
+            created_at: string;
+            /** Format: int64 */
+            created_by?: number | null;
+            /** Format: int32 */
+            current_ring: number;
+            finished_at?: string | null;
+            /** @description Hosts per state (`queued`, `running`, `succeeded`, …), only in the detail view. */
+            hosts?: {
+                [key: string]: number;
+            } | null;
+            /** Format: int64 */
+            id: number;
+            name: string;
+            reason?: string | null;
+            /** Format: int64 */
+            reboot_delay_secs: number;
+            reboot_policy: string;
+            requires_approval: boolean;
+            rings: components["schemas"]["RingView"][];
+            rollback_on_failure: boolean;
+            schedule: string;
+            selection: Record<string, unknown>;
+            started_at?: string | null;
+            status: string;
+            target: Record<string, unknown>;
         };
         /** @description An address that accepted a connection on the agents' port. */
         DiscoveredHostView: {
@@ -1570,6 +1840,18 @@ export interface components {
             hosts: components["schemas"]["HostView"][];
             /** @description By username. */
             users: components["schemas"]["GroupUserView"][];
+        };
+        /** @description A group's orchestration policy. */
+        GroupPolicyBody: {
+            /**
+             * @description Probes the agent runs after patching: `{"type": "http", "url": …, "expect_status": 200,
+             *     "timeout_secs": 5}` or `{"type": "tcp", "address": "127.0.0.1:5432", "timeout_secs": 5}`.
+             */
+            health_probes?: Record<string, unknown>[];
+            /** @description systemd units that must be active after patching (`nginx.service`). */
+            health_units?: string[];
+            /** @description Deployments that touch the group's hosts need an approver. */
+            require_approval: boolean;
         };
         /** @description A user in a group (no account details beyond what identifies them). */
         GroupUserView: {
@@ -1686,6 +1968,22 @@ export interface components {
              */
             host_id?: number | null;
         };
+        /** @description The job queue's counts. */
+        JobCountsView: {
+            /** Format: int64 */
+            done: number;
+            /**
+             * Format: int64
+             * @description Queued and due now: a large number here means the workers do not keep up.
+             */
+            due: number;
+            /** Format: int64 */
+            failed: number;
+            /** Format: int64 */
+            queued: number;
+            /** Format: int64 */
+            running: number;
+        };
         /**
          * @description One page of a list: `items` plus the `total` that match the same filters (and the caller's
          *     scope), so clients can page.
@@ -1788,6 +2086,89 @@ export interface components {
                 started_at?: string | null;
                 /** @description `pending`, `sent`, `running`, `completed`, `failed`, `timed_out` or `cancelled`. */
                 state: string;
+            }[];
+            /** Format: int32 */
+            limit: number;
+            /** Format: int64 */
+            offset: number;
+            /** Format: int64 */
+            total: number;
+        };
+        /**
+         * @description One page of a list: `items` plus the `total` that match the same filters (and the caller's
+         *     scope), so clients can page.
+         */
+        ListResponse_DeploymentHostView: {
+            items: {
+                apply_command?: string | null;
+                /** Format: int32 */
+                attempts: number;
+                error_code?: string | null;
+                error_message?: string | null;
+                finished_at?: string | null;
+                health_command?: string | null;
+                /** Format: int64 */
+                host_id: number;
+                hostname: string;
+                not_before?: string | null;
+                /** @description Exactly what is installed: `name`, `arch`, `from`, `to`. */
+                plan: Record<string, unknown>[];
+                /**
+                 * @description The dry run's answer (`installs`, `upgrades`, `removals`, `reboot_required`) or why
+                 *     there is none (`available: false`, `reason`).
+                 */
+                preview?: Record<string, unknown> | null;
+                preview_command?: string | null;
+                reboot_command?: string | null;
+                reboot_required: boolean;
+                /** Format: int32 */
+                ring: number;
+                rollback_command?: string | null;
+                started_at?: string | null;
+                state: string;
+                window_end?: string | null;
+            }[];
+            /** Format: int32 */
+            limit: number;
+            /** Format: int64 */
+            offset: number;
+            /** Format: int64 */
+            total: number;
+        };
+        /**
+         * @description One page of a list: `items` plus the `total` that match the same filters (and the caller's
+         *     scope), so clients can page.
+         */
+        ListResponse_DeploymentView: {
+            items: {
+                approved_at?: string | null;
+                /** Format: int64 */
+                approved_by?: number | null;
+                created_at: string;
+                /** Format: int64 */
+                created_by?: number | null;
+                /** Format: int32 */
+                current_ring: number;
+                finished_at?: string | null;
+                /** @description Hosts per state (`queued`, `running`, `succeeded`, …), only in the detail view. */
+                hosts?: {
+                    [key: string]: number;
+                } | null;
+                /** Format: int64 */
+                id: number;
+                name: string;
+                reason?: string | null;
+                /** Format: int64 */
+                reboot_delay_secs: number;
+                reboot_policy: string;
+                requires_approval: boolean;
+                rings: components["schemas"]["RingView"][];
+                rollback_on_failure: boolean;
+                schedule: string;
+                selection: Record<string, unknown>;
+                started_at?: string | null;
+                status: string;
+                target: Record<string, unknown>;
             }[];
             /** Format: int32 */
             limit: number;
@@ -2068,6 +2449,20 @@ export interface components {
             status: string;
             /** @enum {string} */
             type: "job";
+        } | {
+            /** Format: int64 */
+            deployment_id: number;
+            status: string;
+            /** @enum {string} */
+            type: "deployment";
+        } | {
+            /** Format: int64 */
+            deployment_id: number;
+            /** Format: int64 */
+            host_id: number;
+            state: string;
+            /** @enum {string} */
+            type: "deployment_host";
         };
         LoginRequest: {
             password: string;
@@ -2217,6 +2612,46 @@ export interface components {
             /** @description Free text, e.g. "host decommissioned" (1–200 characters). */
             reason: string;
         };
+        /**
+         * @description A stage of a rollout as asked for: a group (canary hosts), or a cumulative share of the
+         *     hosts not taken by group rings. The last ring always takes every host left.
+         */
+        RingRequest: {
+            /**
+             * Format: int64
+             * @description The targeted hosts of this group.
+             */
+            group_id?: number | null;
+            /** @description Shown to users; default `ring N`. */
+            name?: string | null;
+            /**
+             * Format: int32
+             * @description Up to this percentage (1–100, cumulative) of the targeted hosts not in group rings.
+             */
+            percent?: number | null;
+            /**
+             * Format: int64
+             * @description Minutes to wait after the ring finished before the next one starts (default 0).
+             */
+            soak_minutes?: number | null;
+            /**
+             * Format: double
+             * @description Share of the ring's hosts that must succeed for the next ring to start, in percent
+             *     (default 100 for all rings but the last, which has no next ring).
+             */
+            success_threshold?: number | null;
+        };
+        /** @description A ring as stored. */
+        RingView: {
+            name: string;
+            /** Format: int64 */
+            soak_secs: number;
+            /**
+             * Format: double
+             * @description 0–1.
+             */
+            success_threshold: number;
+        };
         /** @description A session as its owner sees it. */
         SessionView: {
             created_at: string;
@@ -2240,6 +2675,11 @@ export interface components {
         };
         /** @description The settings in effect. */
         Settings: {
+            /**
+             * @description Every deployment's plan waits for an approver (an admin, or an operator other than its
+             *     creator) before it runs. Groups can require it for their hosts alone.
+             */
+            deployments_require_approval: boolean;
             /** @description New agents wait in an approval queue until an admin accepts them. */
             enrollment_requires_approval: boolean;
             /** @description Local accounts must set up a second factor (TOTP or a passkey) before using anything else. */
@@ -2247,6 +2687,8 @@ export interface components {
         };
         /** @description Any subset of the settings; fields left out stay as they are. */
         SettingsPatch: {
+            /** @description Every deployment waits for an approver. */
+            deployments_require_approval?: boolean | null;
             /** @description New agents wait for an admin's approval. */
             enrollment_requires_approval?: boolean | null;
             /** @description Local accounts must set up a second factor before using anything else. */
@@ -2315,6 +2757,15 @@ export interface components {
              */
             port?: number | null;
         };
+        /** @description A host filter for a deployment's target. */
+        TargetFilter: {
+            /** @description Substring of the operating system's name. */
+            os?: string | null;
+            /** @description Substring of hostname, FQDN or address. */
+            q?: string | null;
+            /** @description Only hosts with security updates. */
+            security_updates?: boolean | null;
+        };
         /**
          * @description Whether a token can still enroll an agent, and if not, why.
          * @enum {string}
@@ -2333,6 +2784,18 @@ export interface components {
         UpdateGroupRequest: {
             description?: string | null;
             name?: string | null;
+        };
+        /** @description Which updates a deployment installs. */
+        UpdateSelection: {
+            /** @enum {string} */
+            type: "all";
+        } | {
+            /** @enum {string} */
+            type: "security";
+        } | {
+            packages: string[];
+            /** @enum {string} */
+            type: "packages";
         };
         UpdateUserRequest: {
             /** @description A disabled account cannot sign in and its sessions and API tokens stop working. */
@@ -2390,6 +2853,33 @@ export interface components {
             first_broken?: number | null;
             /** @description `intact` or `broken`. */
             status: string;
+        };
+        /** @description A process that runs background jobs. */
+        WorkerView: {
+            heartbeat_at: string;
+            hostname: string;
+            id: string;
+            /** Format: int64 */
+            jobs_run: number;
+            /** Format: int32 */
+            pid: number;
+            /** @description `serve` or `worker`. */
+            role: string;
+            /** @description Running, but its heartbeat is older than `deployments.worker_stale_secs`. */
+            stale: boolean;
+            started_at: string;
+            stopped_at?: string | null;
+            version: string;
+        };
+        /** @description Workers and the job queue. */
+        WorkersView: {
+            /**
+             * Format: int64
+             * @description Running workers whose heartbeat is recent.
+             */
+            healthy: number;
+            jobs: components["schemas"]["JobCountsView"];
+            workers: components["schemas"]["WorkerView"][];
         };
     };
     responses: never;
@@ -3661,6 +4151,262 @@ export interface operations {
             };
         };
     };
+    list_deployments: {
+        parameters: {
+            query?: {
+                /** @description Only deployments in this status. */
+                status?: string | null;
+                limit?: number | null;
+                offset?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListResponse_DeploymentView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    create_deployment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateDeploymentRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_deployment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    approve_deployment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    cancel_deployment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    list_deployment_hosts: {
+        parameters: {
+            query?: {
+                /** @description Only hosts in this state. */
+                state?: string | null;
+                limit?: number | null;
+                offset?: number | null;
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListResponse_DeploymentHostView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    retry_deployment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    rollback_deployment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     list_discoveries: {
         parameters: {
             query?: never;
@@ -4119,6 +4865,70 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["GroupMembers"];
                 };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_group_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupPolicyBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    set_group_policy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GroupPolicyBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupPolicyBody"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             404: {
                 headers: {
@@ -5133,6 +5943,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    list_workers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkersView"];
+                };
             };
         };
     };

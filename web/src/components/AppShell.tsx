@@ -34,6 +34,8 @@ import LogoutIcon from "@mui/icons-material/Logout";
 import HowToRegIcon from "@mui/icons-material/HowToReg";
 import GppMaybeIcon from "@mui/icons-material/GppMaybe";
 import RadarIcon from "@mui/icons-material/Radar";
+import RocketLaunchIcon from "@mui/icons-material/RocketLaunch";
+import EngineeringIcon from "@mui/icons-material/Engineering";
 import { useMe, useSignOut } from "../auth/session";
 import { useLiveEvents } from "../api/events";
 import { ColorModeMenu } from "./ColorModeMenu";
@@ -50,12 +52,14 @@ export interface NavItem {
 export const NAV_ITEMS: NavItem[] = [
   { to: "/", label: "Dashboard", icon: <DashboardIcon /> },
   { to: "/hosts", label: "Hosts", icon: <DnsIcon /> },
+  { to: "/deployments", label: "Deployments", icon: <RocketLaunchIcon /> },
   { to: "/groups", label: "Groups", icon: <WorkspacesIcon /> },
   { to: "/registration-tokens", label: "Registration tokens", icon: <VpnKeyIcon />, adminOnly: true },
   { to: "/enrollments", label: "Enrollments", icon: <HowToRegIcon />, adminOnly: true },
   { to: "/discovery", label: "Discovery", icon: <RadarIcon />, adminOnly: true },
   { to: "/users", label: "Users", icon: <PeopleIcon />, adminOnly: true },
   { to: "/certificates", label: "Certificates", icon: <VerifiedUserIcon />, adminOnly: true },
+  { to: "/workers", label: "Workers", icon: <EngineeringIcon />, adminOnly: true },
   { to: "/settings", label: "Settings", icon: <SettingsIcon />, adminOnly: true },
   { to: "/audit-log", label: "Audit log", icon: <ReceiptLongIcon />, adminOnly: true },
   { to: "/security-events", label: "Security events", icon: <GppMaybeIcon />, adminOnly: true },

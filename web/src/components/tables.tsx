@@ -120,6 +120,19 @@ const STATE_COLORS: Record<string, ChipProps["color"]> = {
   revoked: "default",
   rejected: "error",
   broken: "error",
+  // Deployments and their hosts.
+  succeeded: "success",
+  partially_failed: "warning",
+  halted: "warning",
+  awaiting_approval: "warning",
+  planning: "default",
+  queued: "default",
+  waiting_for_window: "default",
+  rebooting: "info",
+  verifying: "info",
+  rolling_back: "info",
+  rolled_back: "default",
+  skipped: "default",
 };
 
 /** A state word as a coloured chip ("timed_out" reads "timed out"). */

@@ -236,7 +236,14 @@ function Overview({ host, isAdmin }: { host: HostDetail; isAdmin: boolean }) {
           ) : (
             <Stack direction="row" sx={{ flexWrap: "wrap", gap: 1 }}>
               {host.group_ids.map((id) => (
-                <Chip key={id} label={names.get(id) ?? `group ${id}`} />
+                <Chip
+                  key={id}
+                  label={names.get(id) ?? `group ${id}`}
+                  component={RouterLink}
+                  to={`/groups/${id}/policy`}
+                  clickable
+                  aria-label={`${names.get(id) ?? `group ${id}`}: deployment policy`}
+                />
               ))}
             </Stack>
           )}
@@ -610,14 +617,15 @@ function JobProgressBar({ job }: { job: JobProgress }) {
 }
 
 function CommandsTab({ hostId, canAct, jobs }: { hostId: number; canAct: boolean; jobs: ReadonlyMap<string, JobProgress> }) {
-  const { page, set } = useUrlParams();
+  const { page, set, get } = useUrlParams();
   const q = { limit: PAGE, offset: page * PAGE };
   const commands = useQuery({
     queryKey: [...keys.hostCommands(hostId), q],
     queryFn: ({ signal }) => fleetApi.hostCommands(hostId, q, signal),
     placeholderData: keepPreviousData,
   });
-  const [open, setOpen] = useState<string | null>(null);
+  // `?command=<id>` (a link from a deployment's host) opens that command's details.
+  const [open, setOpen] = useState<string | null>(() => get("command") || null);
   const [error, setError] = useState<unknown>(null);
   const items = commands.data?.items ?? [];
   return (
@@ -673,7 +681,12 @@ function CommandsTab({ hostId, canAct, jobs }: { hostId: number; canAct: boolean
           <Pager total={commands.data.total} page={page} limit={PAGE} onPage={(p) => set({ page: p === 0 ? "" : p + 1 }, { keepPage: true })} />
         )}
       </ListCard>
-      <CommandDetailDialog id={open} onClose={() => setOpen(null)} job={open ? jobs.get(open) : undefined} />
+      <CommandDetailDialog
+        id={open}
+        onClose={() => {
+          setOpen(null);
+          if (get("command")) set({ command: "" }, { keepPage: true });
+        }} job={open ? jobs.get(open) : undefined} />
     </>
   );
 }
@@ -764,6 +777,15 @@ export function HostDetailPage() {
                     {HOST_ACTIONS[a].label}
                   </Button>
                 ),
+              )}
+              {canTakeCommands && (
+                <Button
+                  variant="outlined"
+                  component={RouterLink}
+                  to={`/deployments/new?hosts=${h.id}&name=${encodeURIComponent(`Updates for ${h.hostname}`)}`}
+                >
+                  New deployment…
+                </Button>
               )}
             </Stack>
           )}

@@ -276,6 +276,11 @@ export function HostsPage() {
             Clear filters
           </Button>
         )}
+        {groupId > 0 && (
+          <Button component={RouterLink} to={`/groups/${groupId}/policy`}>
+            Deployment policy
+          </Button>
+        )}
         {canAct && groupId > 0 && (
           <>
             <Button
@@ -312,6 +317,15 @@ export function HostsPage() {
                 {HOST_ACTIONS[a].label}
               </Button>
             ))}
+            <Button
+              size="small"
+              variant="outlined"
+              component={RouterLink}
+              to={`/deployments/new?hosts=${[...selected.keys()].join(",")}`}
+              disabled={selected.size > MAX_BULK}
+            >
+              New deployment…
+            </Button>
             <Button size="small" onClick={() => setSelected(new Map())}>
               Clear selection
             </Button>

@@ -55,6 +55,7 @@ export const PLANNED = {
       "The list of groups with their host count and members.",
       "For admins: create, rename and delete groups, move hosts between them, and assign users to them.",
       "Per-group configuration and maintenance windows.",
+      "Each group's deployment policy (approval, health checks) is already editable: open a group from a host's page, or filter the host list by a group and choose Deployment policy.",
     ],
   },
   certificates: {
@@ -71,6 +72,7 @@ export const PLANNED = {
     purpose: "Manager-wide configuration that admins change at run time.",
     will: [
       "Security: whether MFA is required for local accounts, session lifetimes, lockout policy.",
+      "Whether every deployment waits for an approver.",
       "Single sign-on (OIDC) status.",
       "Notifications (e-mail, signed webhooks) and the agents' check-in interval.",
       "The command-signing key's fingerprint that agents pin.",

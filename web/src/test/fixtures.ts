@@ -4,6 +4,8 @@
 import type {
   AuditView,
   CommandView,
+  DeploymentHostView,
+  DeploymentView,
   DiscoveredHostView,
   DiscoveryView,
   EnrollmentView,
@@ -161,6 +163,66 @@ export function found(address: string, extra: Partial<DiscoveredHostView> = {}):
     answered_as_lpa: true,
     reason: null,
     host_id: null,
+    ...extra,
+  };
+}
+
+export function deployment(id: number, name: string, extra: Partial<DeploymentView> = {}): DeploymentView {
+  return {
+    id,
+    name,
+    status: "running",
+    target: { host_ids: [1, 2], group_ids: [] },
+    selection: { type: "security" },
+    schedule: "window",
+    reboot_policy: "if_needed",
+    reboot_delay_secs: 300,
+    rollback_on_failure: true,
+    rings: [
+      { name: "canary", success_threshold: 1, soak_secs: 1800 },
+      { name: "rest", success_threshold: 0.9, soak_secs: 0 },
+    ],
+    current_ring: 0,
+    requires_approval: false,
+    approved_by: null,
+    approved_at: null,
+    reason: null,
+    created_by: 1,
+    created_at: "2026-12-03T09:00:00Z",
+    started_at: "2026-12-03T09:01:00Z",
+    finished_at: null,
+    hosts: { succeeded: 1, running: 1, queued: 2 },
+    ...extra,
+  };
+}
+
+export function deploymentHost(hostId: number, hostname: string, extra: Partial<DeploymentHostView> = {}): DeploymentHostView {
+  return {
+    host_id: hostId,
+    hostname,
+    ring: 0,
+    state: "queued",
+    plan: [{ name: "openssl", arch: "amd64", from: "3.0.11-1", to: "3.0.13-1" }],
+    preview: {
+      available: true,
+      installs: [],
+      upgrades: [{ name: "openssl", arch: "amd64", from: "3.0.11-1", to: "3.0.13-1" }],
+      removals: [{ name: "libssl1.1", arch: "amd64", from: "1.1.1w-0", to: null }],
+      reboot_required: false,
+    },
+    preview_command: "c-prev",
+    apply_command: null,
+    reboot_command: null,
+    health_command: null,
+    rollback_command: null,
+    attempts: 0,
+    not_before: "2026-12-04T02:00:00Z",
+    window_end: "2026-12-04T04:00:00Z",
+    reboot_required: false,
+    error_code: null,
+    error_message: null,
+    started_at: null,
+    finished_at: null,
     ...extra,
   };
 }

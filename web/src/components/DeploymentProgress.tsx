@@ -1,0 +1,69 @@
+// A deployment's progress from its hosts-per-state counts: a bar and the counts in words.
+
+import { Box, LinearProgress, Typography } from "@mui/material";
+import { DEPLOYMENT_HOST_DONE } from "../api/fleet";
+
+export interface Progress {
+  total: number;
+  done: number;
+  succeeded: number;
+  failed: number;
+  active: number;
+}
+
+/** Totals from `hosts` (state → count). */
+export function progressOf(counts: Record<string, number> | null | undefined): Progress {
+  const p: Progress = { total: 0, done: 0, succeeded: 0, failed: 0, active: 0 };
+  for (const [state, n] of Object.entries(counts ?? {})) {
+    p.total += n;
+    if (DEPLOYMENT_HOST_DONE.has(state)) p.done += n;
+    if (state === "succeeded") p.succeeded += n;
+    if (state === "failed") p.failed += n;
+    if (["running", "rebooting", "verifying", "rolling_back"].includes(state)) p.active += n;
+  }
+  return p;
+}
+
+export function DeploymentProgress({ counts, label }: { counts: Record<string, number> | null | undefined; label: string }) {
+  const p = progressOf(counts);
+  const percent = p.total > 0 ? Math.round((p.done / p.total) * 100) : 0;
+  return (
+    <Box sx={{ minWidth: 160 }}>
+      <LinearProgress
+        variant="determinate"
+        value={percent}
+        color={p.failed > 0 ? "warning" : "primary"}
+        aria-label={`${label}: ${p.done} of ${p.total} hosts done`}
+        sx={{ height: 6, borderRadius: 1 }}
+      />
+      <Typography variant="caption" color="text.secondary" component="div" sx={{ mt: 0.5 }}>
+        {p.done} of {p.total} done · {p.succeeded} succeeded · {p.failed} failed
+        {p.active > 0 ? ` · ${p.active} in progress` : ""}
+      </Typography>
+    </Box>
+  );
+}
+
+/** "security updates", "all updates", "3 packages: a, b, c". */
+export function selectionLabel(selection: Record<string, unknown>): string {
+  const type = selection["type"];
+  if (type === "security") return "Security updates";
+  if (type === "all") return "All updates";
+  if (type === "packages") {
+    const pkgs = Array.isArray(selection["packages"]) ? (selection["packages"] as unknown[]).map(String) : [];
+    const shown = pkgs.slice(0, 5).join(", ");
+    return `${pkgs.length} ${pkgs.length === 1 ? "package" : "packages"}: ${shown}${pkgs.length > 5 ? ", …" : ""}`;
+  }
+  return String(type ?? "—");
+}
+
+export const SCHEDULE_LABELS: Record<string, string> = {
+  window: "Each host's next maintenance window",
+  now: "Now",
+};
+
+export const REBOOT_LABELS: Record<string, string> = {
+  never: "Never reboot",
+  if_needed: "Reboot if needed",
+  always: "Always reboot",
+};
