@@ -493,6 +493,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/blackouts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists the blackouts the caller may see, by start. */
+        get: operations["list_blackouts"];
+        put?: never;
+        /** Creates a blackout, global or for a group. */
+        post: operations["create_blackout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/blackouts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One blackout (404 for another group's). */
+        get: operations["get_blackout"];
+        /** Replaces a blackout (every field). */
+        put: operations["update_blackout"];
+        post?: never;
+        /** Deletes a blackout (ends the freeze). */
+        delete: operations["delete_blackout"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/ca/certificate": {
         parameters: {
             query?: never;
@@ -1147,6 +1184,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/hosts/{id}/next-window": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The open-now or next open interval of a host, after blackouts, with its splayed start. */
+        get: operations["get_host_next_window"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/hosts/{id}/packages": {
         parameters: {
             query?: never;
@@ -1202,6 +1256,178 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/maintenance-windows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Lists the windows in the caller's scope, by id. */
+        get: operations["list_maintenance_windows"];
+        put?: never;
+        /**
+         * Creates a window for a host or a group. A one-off window may lie in the past (it then never
+         *     opens, and `next_occurrence` is null).
+         */
+        post: operations["create_maintenance_window"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/maintenance-windows/occurrences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The occurrences of windows overlapping `[from, to)`: of a host (its own and its groups'
+         *     windows), of a group, or with neither filter of every window in the caller's scope, each
+         *     with the parts a blackout covers.
+         */
+        get: operations["list_window_occurrences"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/maintenance-windows/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One window (404 outside the caller's scope). */
+        get: operations["get_maintenance_window"];
+        /** Replaces a window (every field; the target may change to another host or group in scope). */
+        put: operations["update_maintenance_window"];
+        post?: never;
+        /** Deletes a window. */
+        delete: operations["delete_maintenance_window"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notification-channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every channel, by name. */
+        get: operations["list_notification_channels"];
+        put?: never;
+        /** Creates a channel. */
+        post: operations["create_notification_channel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notification-channels/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One channel. */
+        get: operations["get_notification_channel"];
+        /** Replaces a channel's name, settings, secret and enabled flag. */
+        put: operations["update_notification_channel"];
+        post?: never;
+        /** Deletes a channel with its rules and its deliveries. */
+        delete: operations["delete_notification_channel"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notification-channels/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sends a test message through the channel now (not through the outbox) and says whether it
+         *     arrived, or why not.
+         */
+        post: operations["test_notification_channel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notification-deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Deliveries, newest first: what was sent, what waits for a retry, what failed and why. */
+        get: operations["list_notification_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notification-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every rule, by name. */
+        get: operations["list_notification_rules"];
+        put?: never;
+        /** Creates a rule. */
+        post: operations["create_notification_rule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notification-rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One rule. */
+        get: operations["get_notification_rule"];
+        /** Replaces a rule. */
+        put: operations["update_notification_rule"];
+        post?: never;
+        /** Deletes a rule (its past deliveries stay). */
+        delete: operations["delete_notification_rule"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1515,6 +1741,41 @@ export interface components {
             password: boolean;
             sso: components["schemas"]["SsoMethod"];
         };
+        /** @description A blackout as a client sends it (create and replace). */
+        BlackoutRequest: {
+            /** @description RFC 3339, after `starts_at`. */
+            ends_at: string;
+            /**
+             * Format: int64
+             * @description A group, or null/absent for a global blackout.
+             */
+            group_id?: number | null;
+            /** @description 1–100 characters. */
+            name: string;
+            /** @description Why (at most 500 characters). */
+            reason?: string | null;
+            /** @description RFC 3339. */
+            starts_at: string;
+        };
+        /** @description A blackout as the API shows it. */
+        BlackoutView: {
+            created_at: string;
+            /** Format: int64 */
+            created_by?: number | null;
+            /** @description RFC 3339 (exclusive). */
+            ends_at: string;
+            /**
+             * Format: int64
+             * @description Null: global (every host).
+             */
+            group_id?: number | null;
+            /** Format: int64 */
+            id: number;
+            name: string;
+            reason: string;
+            /** @description RFC 3339. */
+            starts_at: string;
+        };
         /**
          * @description The options for `navigator.credentials.create()` / `.get()` and the sealed ceremony to send
          *     back with the browser's answer.
@@ -1544,6 +1805,24 @@ export interface components {
             current_password: string;
             new_password: string;
         };
+        /** @description A channel as the API shows it (never its secret). */
+        ChannelView: {
+            created_at: string;
+            enabled: boolean;
+            /** Format: int64 */
+            id: number;
+            /** @description `smtp` or `webhook`. */
+            kind: string;
+            name: string;
+            /**
+             * @description Whether a secret (SMTP password, webhook signing secret) is set. The secret itself is
+             *     never returned.
+             */
+            secret_set: boolean;
+            /** @description The kind's settings ([`SmtpSettings`] or [`WebhookSettings`]). */
+            settings: Record<string, unknown>;
+            updated_at: string;
+        };
         /** @description A command as the API shows it. Times are RFC 3339 UTC. */
         CommandView: {
             /** @description What changed (or, for a dry run, would change). */
@@ -1570,7 +1849,7 @@ export interface components {
             job_id?: string | null;
             /**
              * @description The command's `type`: `scan`, `refresh_metadata`, `upgrade`, `install`, `remove`,
-             *     `rollback`, `reboot` or `heartbeat`.
+             *     `rollback`, `reboot`, `heartbeat` or `health_check`.
              */
             kind: string;
             /** @description The package manager's output (at most 64 KiB). */
@@ -1592,6 +1871,24 @@ export interface components {
             expires_in_days: number;
             /** @description What the token is for, e.g. "prometheus". */
             label: string;
+        };
+        CreateChannelRequest: {
+            /** @description Default `true`. */
+            enabled?: boolean | null;
+            /** @description `smtp` or `webhook`. */
+            kind: string;
+            /** @description 1–64 printable characters, unique. */
+            name: string;
+            /**
+             * @description The SMTP password or the webhook signing secret (required for the generic format).
+             *     Write-only.
+             */
+            secret?: string | null;
+            /**
+             * @description SMTP: `{host, port?, mode: starttls|tls|none, username?, from, ca_pem?}`; webhook:
+             *     `{url, format: generic|slack|discord, ca_pem?}`.
+             */
+            settings: Record<string, unknown>;
         };
         /** @description A deployment to create. */
         CreateDeploymentRequest: {
@@ -1672,6 +1969,30 @@ export interface components {
             password?: string | null;
             user: components["schemas"]["UserView"];
         };
+        /** @description A delivery in the outbox. */
+        DeliveryView: {
+            /** Format: int32 */
+            attempts: number;
+            /** Format: int64 */
+            channel_id: number;
+            created_at: string;
+            /** @description Event kind. */
+            event: string;
+            /** @description Shared by the deliveries of one event. */
+            event_id: string;
+            /** Format: int64 */
+            id: number;
+            last_error?: string | null;
+            next_attempt_at: string;
+            /** @description The event: `{occurred_at, kind, data}`. */
+            payload: Record<string, unknown>;
+            recipients: string[];
+            /** Format: int64 */
+            rule_id?: number | null;
+            sent_at?: string | null;
+            /** @description `pending`, `sending`, `sent` or `failed`. */
+            status: string;
+        };
         /** @description One host of a deployment. */
         DeploymentHostView: {
             apply_command?: string | null;
@@ -1722,10 +2043,10 @@ export interface components {
             /** Format: int32 */
             current_ring: number;
             finished_at?: string | null;
-            /** @description Hosts per state (`queued`, `running`, `succeeded`, …), only in the detail view. */
-            hosts?: {
+            /** @description Hosts (in the caller's scope) per state (`queued`, `running`, `succeeded`, …). */
+            hosts: {
                 [key: string]: number;
-            } | null;
+            };
             /** Format: int64 */
             id: number;
             name: string;
@@ -1741,6 +2062,11 @@ export interface components {
             started_at?: string | null;
             status: string;
             target: Record<string, unknown>;
+            /**
+             * Format: int64
+             * @description Hosts in the caller's scope, all states.
+             */
+            total_hosts: number;
         };
         /** @description An address that accepted a connection on the agents' port. */
         DiscoveredHostView: {
@@ -1818,7 +2144,8 @@ export interface components {
             /**
              * Format: int64
              * @description Every host of this group (one of the caller's groups, unless an admin). Hosts that
-             *     cannot take it (waiting for approval; a dry run or heartbeat for a push host) are skipped and listed.
+             *     cannot take it (waiting for approval; a dry run, heartbeat or health check for a push
+             *     host) are skipped and listed.
              */
             group?: number | null;
             /**
@@ -1956,6 +2283,13 @@ export interface components {
              */
             updates_count: number;
         };
+        /** @description An interval of time. */
+        IntervalView: {
+            /** @description RFC 3339; the interval ends just before it. */
+            end: string;
+            /** @description RFC 3339. */
+            start: string;
+        };
         /** @description A certificate signing request to sign. */
         IssueRequest: {
             /** @description The certificate's subject CN: letters, digits, `.`, `_`, `-`. */
@@ -2008,6 +2342,36 @@ export interface components {
                 prev_hash: string;
                 source_ip?: string | null;
                 target?: string | null;
+            }[];
+            /** Format: int32 */
+            limit: number;
+            /** Format: int64 */
+            offset: number;
+            /** Format: int64 */
+            total: number;
+        };
+        /**
+         * @description One page of a list: `items` plus the `total` that match the same filters (and the caller's
+         *     scope), so clients can page.
+         */
+        ListResponse_BlackoutView: {
+            items: {
+                created_at: string;
+                /** Format: int64 */
+                created_by?: number | null;
+                /** @description RFC 3339 (exclusive). */
+                ends_at: string;
+                /**
+                 * Format: int64
+                 * @description Null: global (every host).
+                 */
+                group_id?: number | null;
+                /** Format: int64 */
+                id: number;
+                name: string;
+                reason: string;
+                /** @description RFC 3339. */
+                starts_at: string;
             }[];
             /** Format: int32 */
             limit: number;
@@ -2073,7 +2437,7 @@ export interface components {
                 job_id?: string | null;
                 /**
                  * @description The command's `type`: `scan`, `refresh_metadata`, `upgrade`, `install`, `remove`,
-                 *     `rollback`, `reboot` or `heartbeat`.
+                 *     `rollback`, `reboot`, `heartbeat` or `health_check`.
                  */
                 kind: string;
                 /** @description The package manager's output (at most 64 KiB). */
@@ -2086,6 +2450,41 @@ export interface components {
                 started_at?: string | null;
                 /** @description `pending`, `sent`, `running`, `completed`, `failed`, `timed_out` or `cancelled`. */
                 state: string;
+            }[];
+            /** Format: int32 */
+            limit: number;
+            /** Format: int64 */
+            offset: number;
+            /** Format: int64 */
+            total: number;
+        };
+        /**
+         * @description One page of a list: `items` plus the `total` that match the same filters (and the caller's
+         *     scope), so clients can page.
+         */
+        ListResponse_DeliveryView: {
+            items: {
+                /** Format: int32 */
+                attempts: number;
+                /** Format: int64 */
+                channel_id: number;
+                created_at: string;
+                /** @description Event kind. */
+                event: string;
+                /** @description Shared by the deliveries of one event. */
+                event_id: string;
+                /** Format: int64 */
+                id: number;
+                last_error?: string | null;
+                next_attempt_at: string;
+                /** @description The event: `{occurred_at, kind, data}`. */
+                payload: Record<string, unknown>;
+                recipients: string[];
+                /** Format: int64 */
+                rule_id?: number | null;
+                sent_at?: string | null;
+                /** @description `pending`, `sending`, `sent` or `failed`. */
+                status: string;
             }[];
             /** Format: int32 */
             limit: number;
@@ -2150,10 +2549,10 @@ export interface components {
                 /** Format: int32 */
                 current_ring: number;
                 finished_at?: string | null;
-                /** @description Hosts per state (`queued`, `running`, `succeeded`, …), only in the detail view. */
-                hosts?: {
+                /** @description Hosts (in the caller's scope) per state (`queued`, `running`, `succeeded`, …). */
+                hosts: {
                     [key: string]: number;
-                } | null;
+                };
                 /** Format: int64 */
                 id: number;
                 name: string;
@@ -2169,6 +2568,11 @@ export interface components {
                 started_at?: string | null;
                 status: string;
                 target: Record<string, unknown>;
+                /**
+                 * Format: int64
+                 * @description Hosts in the caller's scope, all states.
+                 */
+                total_hosts: number;
             }[];
             /** Format: int32 */
             limit: number;
@@ -2419,6 +2823,52 @@ export interface components {
             /** Format: int64 */
             total: number;
         };
+        /**
+         * @description One page of a list: `items` plus the `total` that match the same filters (and the caller's
+         *     scope), so clients can page.
+         */
+        ListResponse_WindowView: {
+            items: {
+                created_at: string;
+                /** Format: int64 */
+                created_by?: number | null;
+                /** Format: int64 */
+                duration_minutes: number;
+                enabled: boolean;
+                /**
+                 * Format: int64
+                 * @description Set for a group's window (then `host_id` is null).
+                 */
+                group_id?: number | null;
+                /**
+                 * Format: int64
+                 * @description Set for a host's own window (then `group_id` is null).
+                 */
+                host_id?: number | null;
+                /** Format: int64 */
+                id: number;
+                name: string;
+                next_occurrence?: null | components["schemas"]["IntervalView"];
+                /**
+                 * @description `{"kind": "once", "date": "2026-12-24"}`, `{"kind": "daily"}`,
+                 *     `{"kind": "weekly", "days": ["saturday", "sunday"]}`,
+                 *     `{"kind": "monthly", "rule": "day_of_month", "day": 31}` or
+                 *     `{"kind": "monthly", "rule": "nth_weekday", "nth": -1, "weekday": "friday"}`.
+                 */
+                recurrence: Record<string, unknown>;
+                /** @description Local `HH:MM` in `time_zone`. */
+                start_time: string;
+                /** @description IANA name. */
+                time_zone: string;
+                updated_at: string;
+            }[];
+            /** Format: int32 */
+            limit: number;
+            /** Format: int64 */
+            offset: number;
+            /** Format: int64 */
+            total: number;
+        };
         /** @description Something that changed, for live views. */
         LiveEvent: {
             command_id: string;
@@ -2495,6 +2945,52 @@ export interface components {
             /** @description `totp` or `recovery_code`. */
             method: string;
             mfa_token: string;
+        };
+        /** @description When work may next run on a host. */
+        NextWindow: {
+            /** @description Whether a blackout is in force for the host now. */
+            blocked_now: boolean;
+            /** Format: int64 */
+            host_id: number;
+            /** @description The time of the answer (the manager's clock). */
+            now: string;
+            open?: null | components["schemas"]["IntervalView"];
+            /** @description Whether the host is inside an open interval now. */
+            open_now: boolean;
+            /**
+             * @description Why `open` is null: `no_windows` (no enabled window applies to the host) or
+             *     `none_within_horizon` (none opens within 400 days, e.g. only past one-off windows or a
+             *     long blackout).
+             */
+            reason?: string | null;
+            /**
+             * @description Where in `open` this host starts work (a stable hash of the host spread over the first
+             *     `splay` of the interval); when that is already past, work starts at once.
+             */
+            splay_start?: string | null;
+            /** @description How many enabled windows apply (the host's own and its groups'). */
+            windows: number;
+        };
+        /** @description Occurrences in a range, for a calendar. */
+        OccurrenceList: {
+            from: string;
+            /** @description In start order. */
+            items: components["schemas"]["OccurrenceView"][];
+            to: string;
+        };
+        /** @description One occurrence of one window. */
+        OccurrenceView: {
+            /** @description The parts inside a blackout: no work runs then. */
+            blocked: components["schemas"]["IntervalView"][];
+            end: string;
+            /** Format: int64 */
+            group_id?: number | null;
+            /** Format: int64 */
+            host_id?: number | null;
+            start: string;
+            /** Format: int64 */
+            window_id: number;
+            window_name: string;
         };
         /**
          * @description `?order=asc|desc`.
@@ -2641,9 +3137,22 @@ export interface components {
              */
             success_threshold?: number | null;
         };
-        /** @description A ring as stored. */
+        /** @description A ring as stored, with its hosts (in the caller's scope) per state. */
         RingView: {
+            /**
+             * Format: int64
+             * @description The group it took (a group ring).
+             */
+            group_id?: number | null;
+            hosts: {
+                [key: string]: number;
+            };
             name: string;
+            /**
+             * Format: int32
+             * @description The cumulative percentage it took (a percentage ring); neither: the rest.
+             */
+            percent?: number | null;
             /** Format: int64 */
             soak_secs: number;
             /**
@@ -2651,6 +3160,46 @@ export interface components {
              * @description 0–1.
              */
             success_threshold: number;
+        };
+        RuleRequest: {
+            /** Format: int64 */
+            channel_id: number;
+            /** @description Default `true`. */
+            enabled?: boolean | null;
+            /** @description At least one event kind. */
+            events: string[];
+            /**
+             * Format: int64
+             * @description Only hosts of this group (host events and digest lines).
+             */
+            group_id?: number | null;
+            /** @description 1–64 printable characters, unique. */
+            name: string;
+            /** @description E-mail addresses: required for an SMTP channel, not allowed for a webhook. */
+            recipients?: string[];
+        };
+        /** @description A rule as the API shows it. */
+        RuleView: {
+            /** Format: int64 */
+            channel_id: number;
+            created_at: string;
+            enabled: boolean;
+            /**
+             * @description Event kinds: `deployment.finished`, `deployment.failed`, `deployment.halted`,
+             *     `host.unreachable`, `security.digest`, `certificate.expiring`.
+             */
+            events: string[];
+            /**
+             * Format: int64
+             * @description Host events (and digest lines) only for hosts of this group.
+             */
+            group_id?: number | null;
+            /** Format: int64 */
+            id: number;
+            name: string;
+            /** @description E-mail addresses (SMTP channels). */
+            recipients: string[];
+            updated_at: string;
         };
         /** @description A session as its owner sees it. */
         SessionView: {
@@ -2766,6 +3315,17 @@ export interface components {
             /** @description Only hosts with security updates. */
             security_updates?: boolean | null;
         };
+        TestChannelRequest: {
+            /** @description E-mail addresses (required for an SMTP channel). */
+            recipients?: string[];
+        };
+        /** @description The outcome of a test message. */
+        TestChannelResult: {
+            /** @description Whether the message was accepted by the SMTP server or webhook receiver. */
+            delivered: boolean;
+            /** @description Why not, in plain words. */
+            error?: string | null;
+        };
         /**
          * @description Whether a token can still enroll an agent, and if not, why.
          * @enum {string}
@@ -2780,6 +3340,14 @@ export interface components {
             otpauth_uri: string;
             /** @description Base32, for typing in by hand. */
             secret: string;
+        };
+        UpdateChannelRequest: {
+            enabled: boolean;
+            name: string;
+            /** @description Left out: the secret stays. A string: the new secret. `""`: no secret. */
+            secret?: string | null;
+            /** @description The kind's whole settings (the kind cannot change). */
+            settings: Record<string, unknown>;
         };
         UpdateGroupRequest: {
             description?: string | null;
@@ -2853,6 +3421,69 @@ export interface components {
             first_broken?: number | null;
             /** @description `intact` or `broken`. */
             status: string;
+        };
+        /** @description A window as a client sends it (create and replace). */
+        WindowRequest: {
+            /**
+             * Format: int64
+             * @description 1 to 10080 (7 days) minutes of elapsed time.
+             */
+            duration_minutes: number;
+            /** @description Default true. */
+            enabled?: boolean | null;
+            /**
+             * Format: int64
+             * @description The group this window is for (all its hosts).
+             */
+            group_id?: number | null;
+            /**
+             * Format: int64
+             * @description The host this window is for; give exactly one of `host_id` and `group_id`.
+             */
+            host_id?: number | null;
+            /** @description 1–100 characters. */
+            name: string;
+            /** @description See [`WindowView::recurrence`]. Weekly days are deduplicated and sorted. */
+            recurrence: Record<string, unknown>;
+            /** @description Local `HH:MM`. */
+            start_time: string;
+            /** @description IANA time zone, e.g. `Europe/Berlin`. */
+            time_zone: string;
+        };
+        /** @description A maintenance window as the API shows it. */
+        WindowView: {
+            created_at: string;
+            /** Format: int64 */
+            created_by?: number | null;
+            /** Format: int64 */
+            duration_minutes: number;
+            enabled: boolean;
+            /**
+             * Format: int64
+             * @description Set for a group's window (then `host_id` is null).
+             */
+            group_id?: number | null;
+            /**
+             * Format: int64
+             * @description Set for a host's own window (then `group_id` is null).
+             */
+            host_id?: number | null;
+            /** Format: int64 */
+            id: number;
+            name: string;
+            next_occurrence?: null | components["schemas"]["IntervalView"];
+            /**
+             * @description `{"kind": "once", "date": "2026-12-24"}`, `{"kind": "daily"}`,
+             *     `{"kind": "weekly", "days": ["saturday", "sunday"]}`,
+             *     `{"kind": "monthly", "rule": "day_of_month", "day": 31}` or
+             *     `{"kind": "monthly", "rule": "nth_weekday", "nth": -1, "weekday": "friday"}`.
+             */
+            recurrence: Record<string, unknown>;
+            /** @description Local `HH:MM` in `time_zone`. */
+            start_time: string;
+            /** @description IANA name. */
+            time_zone: string;
+            updated_at: string;
         };
         /** @description A process that runs background jobs. */
         WorkerView: {
@@ -3748,6 +4379,176 @@ export interface operations {
         requestBody?: never;
         responses: {
             204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    list_blackouts: {
+        parameters: {
+            query?: {
+                /** @description Only this group's blackouts. */
+                group_id?: number | null;
+                /** @description Only global blackouts. */
+                global?: boolean | null;
+                /** @description Leave out blackouts that ended (default false). */
+                current?: boolean | null;
+                limit?: number | null;
+                offset?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListResponse_BlackoutView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    create_blackout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BlackoutRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BlackoutView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_blackout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BlackoutView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    update_blackout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BlackoutRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BlackoutView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    delete_blackout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5214,7 +6015,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description A command (`type`: scan, refresh_metadata, upgrade, install, remove, rollback, reboot, heartbeat) */
+        /** @description A command (`type`: scan, refresh_metadata, upgrade, install, remove, rollback, reboot, heartbeat, health_check) */
         requestBody: {
             content: {
                 "application/json": Record<string, unknown>;
@@ -5242,6 +6043,42 @@ export interface operations {
                 content?: never;
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_host_next_window: {
+        parameters: {
+            query?: {
+                /** @description 0 to 1 (default 0.5): this host starts within the first `splay` of the interval. */
+                splay?: number | null;
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NextWindow"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5347,6 +6184,586 @@ export interface operations {
                 };
             };
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    list_maintenance_windows: {
+        parameters: {
+            query?: {
+                /** @description Only this host's own windows (not its groups'). */
+                host_id?: number | null;
+                /** @description Only this group's windows. */
+                group_id?: number | null;
+                limit?: number | null;
+                offset?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListResponse_WindowView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    create_maintenance_window: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WindowRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WindowView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    list_window_occurrences: {
+        parameters: {
+            query: {
+                /** @description RFC 3339 start of the range. */
+                from: string;
+                /** @description RFC 3339 end of the range (exclusive), at most 92 days after `from`. */
+                to: string;
+                /** @description A host: its own windows and its groups', with the blackouts that apply to it. */
+                host_id?: number | null;
+                /** @description A group: its own windows, with the global blackouts and the group's. */
+                group_id?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OccurrenceList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_maintenance_window: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WindowView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    update_maintenance_window: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WindowRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WindowView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    delete_maintenance_window: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    list_notification_channels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelView"][];
+                };
+            };
+        };
+    };
+    create_notification_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateChannelRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_notification_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    update_notification_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateChannelRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    delete_notification_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    test_notification_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TestChannelRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestChannelResult"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    list_notification_deliveries: {
+        parameters: {
+            query?: {
+                /** @description `pending`, `sending`, `sent` or `failed`. */
+                status?: string | null;
+                channel_id?: number | null;
+                limit?: number | null;
+                offset?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListResponse_DeliveryView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    list_notification_rules: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleView"][];
+                };
+            };
+        };
+    };
+    create_notification_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RuleRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_notification_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleView"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    update_notification_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RuleRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RuleView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    delete_notification_rule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
