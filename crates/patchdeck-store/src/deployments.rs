@@ -315,7 +315,10 @@ fn host_from_row(row: &AnyRow) -> Result<DeploymentHost> {
 }
 
 fn host_select() -> String {
-    format!("SELECT {}, h.hostname FROM deployment_hosts dh JOIN hosts h ON h.id = dh.host_id", prefixed("dh", HOST_COLUMNS))
+    format!(
+        "SELECT {}, h.hostname FROM deployment_hosts dh JOIN hosts h ON h.id = dh.host_id",
+        prefixed("dh", HOST_COLUMNS)
+    )
 }
 
 fn opt_ms(ts: Option<Timestamp>) -> Option<i64> {
@@ -586,7 +589,11 @@ impl Store {
     }
 
     /// How many of the deployment's hosts in `scope` are in each (ring, state).
-    pub async fn deployment_host_counts(&self, id: DeploymentId, scope: &Scope) -> Result<Vec<(u32, HostRunState, u64)>> {
+    pub async fn deployment_host_counts(
+        &self,
+        id: DeploymentId,
+        scope: &Scope,
+    ) -> Result<Vec<(u32, HostRunState, u64)>> {
         let mut sql = SqlBuilder::default();
         let deployment = sql.arg(id.0);
         sql.condition(format!("dh.deployment_id = {deployment}"));
@@ -634,12 +641,11 @@ impl Store {
 
     /// The orchestration policy of a group (the defaults when none was set).
     pub async fn group_policy(&self, group: GroupId) -> Result<GroupPolicy> {
-        let row = sqlx::query(
-            "SELECT require_approval, health_units, health_probes FROM group_policies WHERE group_id = $1",
-        )
-        .bind(group.0)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            sqlx::query("SELECT require_approval, health_units, health_probes FROM group_policies WHERE group_id = $1")
+                .bind(group.0)
+                .fetch_optional(&self.pool)
+                .await?;
         match row {
             None => Ok(GroupPolicy::default()),
             Some(row) => Ok(GroupPolicy {
@@ -696,4 +702,3 @@ impl Store {
         Ok(merged)
     }
 }
-

@@ -236,7 +236,9 @@ impl Store {
         let (state, at, error, failed) = match outcome {
             JobOutcome::Again(at) => ("queued", ms(*at), None, false),
             JobOutcome::Done => ("done", NEVER_MS, None, false),
-            JobOutcome::Error { message, retry_at: Some(at) } => ("queued", ms(*at), Some(cut(message, MAX_ERROR)), true),
+            JobOutcome::Error { message, retry_at: Some(at) } => {
+                ("queued", ms(*at), Some(cut(message, MAX_ERROR)), true)
+            }
             JobOutcome::Error { message, retry_at: None } => ("failed", NEVER_MS, Some(cut(message, MAX_ERROR)), true),
         };
         let done = sqlx::query(

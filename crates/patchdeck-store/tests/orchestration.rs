@@ -252,7 +252,13 @@ fn new_deployment(name: &str) -> NewDeployment {
         reboot_delay_secs: 60,
         rollback_on_failure: true,
         rings: vec![
-            RingSpec { name: "canary".into(), success_threshold: 1.0, soak_secs: 600, group_id: Some(3), percent: None },
+            RingSpec {
+                name: "canary".into(),
+                success_threshold: 1.0,
+                soak_secs: 600,
+                group_id: Some(3),
+                percent: None,
+            },
             RingSpec { name: "rest".into(), success_threshold: 0.95, soak_secs: 0, group_id: None, percent: None },
         ],
         requires_approval: false,
@@ -279,7 +285,8 @@ async fn deployments_hosts_and_transitions(h: &Harness) {
     let db = s.create_host(&host("db-1"), at(0)).await.unwrap();
     let group = s.create_group("web", "", at(0)).await.unwrap();
     s.add_host_to_group(web.id, group.id).await.unwrap();
-    let plan = vec![PlannedPackage { name: "openssl".into(), arch: "amd64".into(), from: "3.0.1".into(), to: "3.0.2".into() }];
+    let plan =
+        vec![PlannedPackage { name: "openssl".into(), arch: "amd64".into(), from: "3.0.1".into(), to: "3.0.2".into() }];
     let hosts = [
         NewDeploymentHost {
             host: web.id,
@@ -304,10 +311,10 @@ async fn deployments_hosts_and_transitions(h: &Harness) {
     assert_eq!(s.get_deployment(d.id).await.unwrap().unwrap(), d);
 
     let rows = s.deployment_hosts(d.id).await.unwrap();
-    assert_eq!(rows.iter().map(|r| (r.hostname.as_str(), r.state)).collect::<Vec<_>>(), [
-        ("web-1", HostRunState::Planning),
-        ("db-1", HostRunState::Skipped)
-    ]);
+    assert_eq!(
+        rows.iter().map(|r| (r.hostname.as_str(), r.state)).collect::<Vec<_>>(),
+        [("web-1", HostRunState::Planning), ("db-1", HostRunState::Skipped)]
+    );
     assert_eq!(rows[0].plan, plan);
     assert_eq!(rows[1].finished_at, Some(at(1)), "a host skipped from the start is finished");
 
@@ -336,14 +343,15 @@ async fn deployments_hosts_and_transitions(h: &Harness) {
     assert_eq!(s.list_deployments(&filter(only_other.clone())).await.unwrap().total, 1);
     let scoped = s.list_deployment_hosts(d.id, &only_other, None, Paging::default()).await.unwrap();
     assert_eq!(scoped.items.iter().map(|r| r.hostname.as_str()).collect::<Vec<_>>(), ["db-1"]);
-    assert_eq!(s.deployment_host_counts(d.id, &Scope::All).await.unwrap(), [
-        (0, HostRunState::Queued, 1),
-        (1, HostRunState::Skipped, 1)
-    ]);
+    assert_eq!(
+        s.deployment_host_counts(d.id, &Scope::All).await.unwrap(),
+        [(0, HostRunState::Queued, 1), (1, HostRunState::Skipped, 1)]
+    );
     assert_eq!(s.deployment_host_counts(d.id, &only_other).await.unwrap(), [(1, HostRunState::Skipped, 1)]);
     let skipped = s.list_deployment_hosts(d.id, &Scope::All, Some(HostRunState::Skipped), Paging::default()).await;
     assert_eq!(skipped.unwrap().total, 1);
-    let running = DeploymentFilter { scope: Scope::All, status: Some(DeploymentStatus::Running), paging: Paging::default() };
+    let running =
+        DeploymentFilter { scope: Scope::All, status: Some(DeploymentStatus::Running), paging: Paging::default() };
     assert_eq!(s.list_deployments(&running).await.unwrap().total, 0);
 
     // The engine saves status changes conditionally too.
@@ -369,7 +377,10 @@ async fn deployments_hosts_and_transitions(h: &Harness) {
         .await
         .unwrap();
     let approved = s.approve_deployment(d.id, user.id, at(5)).await.unwrap();
-    assert_eq!((approved.status, approved.approved_by, approved.started_at), (DeploymentStatus::Running, Some(user.id), Some(at(5))));
+    assert_eq!(
+        (approved.status, approved.approved_by, approved.started_at),
+        (DeploymentStatus::Running, Some(user.id), Some(at(5)))
+    );
     assert!(matches!(s.approve_deployment(d.id, user.id, at(6)).await, Err(Error::Conflict(_))));
 
     // A user's transition: cancel from running; a final deployment cannot be cancelled.
@@ -377,10 +388,22 @@ async fn deployments_hosts_and_transitions(h: &Harness) {
         .transition_deployment(d.id, &[DeploymentStatus::Running], DeploymentStatus::Cancelled, Some("by alice"), at(7))
         .await
         .unwrap();
-    assert_eq!((cancelled.status, cancelled.finished_at, cancelled.reason.as_deref()), (DeploymentStatus::Cancelled, Some(at(7)), Some("by alice")));
-    let again = s.transition_deployment(d.id, &[DeploymentStatus::Running], DeploymentStatus::Cancelled, None, at(8)).await;
+    assert_eq!(
+        (cancelled.status, cancelled.finished_at, cancelled.reason.as_deref()),
+        (DeploymentStatus::Cancelled, Some(at(7)), Some("by alice"))
+    );
+    let again =
+        s.transition_deployment(d.id, &[DeploymentStatus::Running], DeploymentStatus::Cancelled, None, at(8)).await;
     assert!(matches!(again, Err(Error::Conflict(message)) if message.contains("cancelled")));
-    let missing = s.transition_deployment(DeploymentId(999), &[DeploymentStatus::Running], DeploymentStatus::Cancelled, None, at(8)).await;
+    let missing = s
+        .transition_deployment(
+            DeploymentId(999),
+            &[DeploymentStatus::Running],
+            DeploymentStatus::Cancelled,
+            None,
+            at(8),
+        )
+        .await;
     assert!(matches!(missing, Err(Error::NotFound(_))));
 
     // Retry moves failed hosts back to queued and clears their error.
@@ -410,7 +433,11 @@ async fn group_policies_merge_per_host(h: &Harness) {
     let probe = serde_json::json!({ "type": "tcp", "address": "127.0.0.1:80", "timeout_secs": 5 });
     s.set_group_policy(
         a.id,
-        &GroupPolicy { require_approval: false, health_units: vec!["nginx.service".into()], health_probes: vec![probe.clone()] },
+        &GroupPolicy {
+            require_approval: false,
+            health_units: vec!["nginx.service".into()],
+            health_probes: vec![probe.clone()],
+        },
         at(1),
     )
     .await
@@ -433,5 +460,8 @@ async fn group_policies_merge_per_host(h: &Harness) {
     // Setting again replaces.
     s.set_group_policy(b.id, &GroupPolicy::default(), at(2)).await.unwrap();
     assert!(!s.host_policy(web.id).await.unwrap().require_approval);
-    assert!(matches!(s.set_group_policy(GroupId(999), &GroupPolicy::default(), at(2)).await, Err(Error::MissingReference(_))));
+    assert!(matches!(
+        s.set_group_policy(GroupId(999), &GroupPolicy::default(), at(2)).await,
+        Err(Error::MissingReference(_))
+    ));
 }

@@ -123,7 +123,9 @@ async fn run_one(state: &AppState, worker: &str, job: JobRecord) {
     };
     match state.store().finish_job(&job.key, worker, &outcome, state.now()).await {
         Ok(true) => {}
-        Ok(false) => tracing::warn!(job.key = %job.key, "the job's claim expired before it finished; another worker has it"),
+        Ok(false) => {
+            tracing::warn!(job.key = %job.key, "the job's claim expired before it finished; another worker has it")
+        }
         Err(e) => tracing::warn!(job.key = %job.key, error = %e, "could not record the end of a job"),
     }
 }

@@ -170,11 +170,8 @@ impl Background {
             let config = crate::push::service::worker_config(state);
             tokio::spawn(crate::push::service::run(state.clone(), config, stopped.clone()))
         });
-        let jobs = state
-            .config()
-            .deployments
-            .run_jobs
-            .then(|| tokio::spawn(crate::jobs::run(state.clone(), role, stopped)));
+        let jobs =
+            state.config().deployments.run_jobs.then(|| tokio::spawn(crate::jobs::run(state.clone(), role, stopped)));
         Ok(Background { stop, tasks, push, jobs })
     }
 

@@ -65,7 +65,14 @@ fn host_row(hosts: &[Value], host: i64) -> Value {
 
 /// Waits for the deployment to reach `status`, moving the manager's clock on by `tick` each
 /// round (timers: soak, backoff, splay) — `tick` zero leaves the clock alone.
-async fn until_status(m: &TestManager, client: &Client, id: i64, status: &str, tick: SignedDuration, logs: impl Fn() -> String) -> Value {
+async fn until_status(
+    m: &TestManager,
+    client: &Client,
+    id: i64,
+    status: &str,
+    tick: SignedDuration,
+    logs: impl Fn() -> String,
+) -> Value {
     eventually(LIMIT, &format!("deployment {id} to be {status}"), logs, || async {
         if !tick.is_zero() {
             m.advance(tick);
@@ -119,13 +126,17 @@ async fn a_canary_failing_its_health_check_is_rolled_back_and_halts_the_rollout(
     let (status, created) = admin
         .post(
             "/api/v1/deployments",
-            create_body("security, canary first", &ids, json!({
-                "rollback_on_failure": true,
-                "rings": [
-                    { "name": "canary", "group_id": canary, "success_threshold": 100 },
-                    { "name": "rest" }
-                ]
-            })),
+            create_body(
+                "security, canary first",
+                &ids,
+                json!({
+                    "rollback_on_failure": true,
+                    "rings": [
+                        { "name": "canary", "group_id": canary, "success_threshold": 100 },
+                        { "name": "rest" }
+                    ]
+                }),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -155,7 +166,11 @@ async fn a_canary_failing_its_health_check_is_rolled_back_and_halts_the_rollout(
     let preview = &first["preview"];
     assert_eq!(preview["available"], true, "{preview}");
     assert_eq!(preview["upgrades"][0]["name"], "other", "{preview}");
-    assert!(first["apply_command"].is_string() && first["health_command"].is_string() && first["rollback_command"].is_string());
+    assert!(
+        first["apply_command"].is_string()
+            && first["health_command"].is_string()
+            && first["rollback_command"].is_string()
+    );
     // Installed, then rolled back to what it had.
     assert_eq!(agents[0].0.sandbox.version_of("other").as_deref(), Some("1.0-1"));
     let (_, apply) = admin.get(&format!("/api/v1/commands/{}", first["apply_command"].as_str().unwrap())).await;
@@ -239,7 +254,14 @@ async fn approval_and_maintenance_windows_gate_a_deployment() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     let (status, created) = alice
-        .post("/api/v1/deployments", create_body("in the window", &ids, json!({ "schedule": "window", "selection": { "type": "packages", "packages": ["hello"] } })))
+        .post(
+            "/api/v1/deployments",
+            create_body(
+                "in the window",
+                &ids,
+                json!({ "schedule": "window", "selection": { "type": "packages", "packages": ["hello"] } }),
+            ),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let dep = created["id"].as_i64().unwrap();
@@ -343,15 +365,37 @@ async fn a_reboot_flow_and_a_refusing_pre_hook() {
     a.start();
     b.start();
     for (agent, id) in [(&a, ha), (&b, hb)] {
-        eventually(LIMIT, "the first inventory and boot id", || agent.log(), || async {
-            let (_, h) = admin.get(&format!("/api/v1/hosts/{id}")).await;
-            let (_, u) = admin.get(&format!("/api/v1/hosts/{id}/updates")).await;
-            (h["boot_id"] == "11111111-1111-4111-8111-111111111111" && u["total"].as_u64() >= Some(2)).then_some(())
-        })
+        eventually(
+            LIMIT,
+            "the first inventory and boot id",
+            || agent.log(),
+            || async {
+                let (_, h) = admin.get(&format!("/api/v1/hosts/{id}")).await;
+                let (_, u) = admin.get(&format!("/api/v1/hosts/{id}/updates")).await;
+                (h["boot_id"] == "11111111-1111-4111-8111-111111111111" && u["total"].as_u64() >= Some(2)).then_some(())
+            },
+        )
         .await;
     }
     let log_files = [a.dir.path().join("agent.log"), b.dir.path().join("agent.log")];
-    let logs = || log_files.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect::<Vec<_>>().join("\n---\n");
+    let logs =
+        || log_files.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect::<Vec<_>>().join("\n---\n");
+    // Someone wants to know when deployments finish (a receiver that is not there: the delivery
+    // is queued and retried, which is all this test looks at).
+    let (status, channel) = admin
+        .post(
+            "/api/v1/notification-channels",
+            json!({ "name": "ops", "kind": "webhook", "secret": "s3cret-s3cret-s3cret", "settings": { "url": "http://127.0.0.1:9/hook", "format": "generic" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{channel}");
+    let (status, rule) = admin
+        .post(
+            "/api/v1/notification-rules",
+            json!({ "name": "deployments", "events": ["deployment.finished", "deployment.failed"], "channel_id": channel["id"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rule}");
 
     let body = create_body(
         "hello with a reboot",
@@ -384,6 +428,11 @@ async fn a_reboot_flow_and_a_refusing_pre_hook() {
     assert_eq!(b.sandbox.version_of("hello").as_deref(), Some("1.0-1"));
     let (_, h) = admin.get(&format!("/api/v1/hosts/{ha}")).await;
     assert_eq!(h["boot_id"], "22222222-2222-4222-8222-222222222222");
+    let (_, deliveries) = admin.get("/api/v1/notification-deliveries").await;
+    let finished: Vec<&Value> =
+        deliveries["items"].as_array().unwrap().iter().filter(|d| d["event"] == "deployment.finished").collect();
+    assert_eq!(finished.len(), 1, "{deliveries}");
+    assert_eq!(finished[0]["payload"]["data"]["deployment_id"], dep, "{deliveries}");
     a.stop();
     b.stop();
 }
@@ -403,16 +452,46 @@ async fn deployments_api_validates_and_authorises() {
     let cases = [
         (json!({ "name": "", "target": { "host_ids": [host] }, "selection": { "type": "all" } }), "name"),
         (json!({ "name": "x", "target": {}, "selection": { "type": "all" } }), "target"),
-        (json!({ "name": "x", "target": { "host_ids": [99999] }, "selection": { "type": "all" } }), "target.host_ids[0]"),
-        (json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "all" }, "schedule": "later" }), "schedule"),
-        (json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "all" }, "reboot_policy": "maybe" }), "reboot_policy"),
-        (json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "packages", "packages": [] } }), "selection.packages"),
-        (json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "packages", "packages": ["a=1"] } }), "selection.packages[0]"),
-        (json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "all" }, "reboot_delay_secs": 100000 }), "reboot_delay_secs"),
-        (json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "all" }, "rings": [{ "percent": 50 }, { "percent": 20 }, {}] }), "rings[1].percent"),
-        (json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "all" }, "rings": [{}, {}] }), "rings[0].percent"),
-        (json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "all" }, "rings": [{ "percent": 10, "success_threshold": 150 }, {}] }), "rings[0].success_threshold"),
-        (json!({ "name": "x", "target": { "group_ids": [424242] }, "selection": { "type": "all" } }), "target.group_ids[0]"),
+        (
+            json!({ "name": "x", "target": { "host_ids": [99999] }, "selection": { "type": "all" } }),
+            "target.host_ids[0]",
+        ),
+        (
+            json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "all" }, "schedule": "later" }),
+            "schedule",
+        ),
+        (
+            json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "all" }, "reboot_policy": "maybe" }),
+            "reboot_policy",
+        ),
+        (
+            json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "packages", "packages": [] } }),
+            "selection.packages",
+        ),
+        (
+            json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "packages", "packages": ["a=1"] } }),
+            "selection.packages[0]",
+        ),
+        (
+            json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "all" }, "reboot_delay_secs": 100000 }),
+            "reboot_delay_secs",
+        ),
+        (
+            json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "all" }, "rings": [{ "percent": 50 }, { "percent": 20 }, {}] }),
+            "rings[1].percent",
+        ),
+        (
+            json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "all" }, "rings": [{}, {}] }),
+            "rings[0].percent",
+        ),
+        (
+            json!({ "name": "x", "target": { "host_ids": [host] }, "selection": { "type": "all" }, "rings": [{ "percent": 10, "success_threshold": 150 }, {}] }),
+            "rings[0].success_threshold",
+        ),
+        (
+            json!({ "name": "x", "target": { "group_ids": [424242] }, "selection": { "type": "all" } }),
+            "target.group_ids[0]",
+        ),
     ];
     for (body, field) in cases {
         let (status, answer) = admin.post("/api/v1/deployments", body.clone()).await;
@@ -450,14 +529,21 @@ async fn deployments_api_validates_and_authorises() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // Group policy: admins only, checked like the agent checks it.
-    let (status, _) = operator.put(&format!("/api/v1/groups/{group}/policy"), json!({ "require_approval": true })).await;
+    let (status, _) =
+        operator.put(&format!("/api/v1/groups/{group}/policy"), json!({ "require_approval": true })).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, answer) = admin
-        .put(&format!("/api/v1/groups/{group}/policy"), json!({ "require_approval": true, "health_probes": [{ "type": "tcp" }] }))
+        .put(
+            &format!("/api/v1/groups/{group}/policy"),
+            json!({ "require_approval": true, "health_probes": [{ "type": "tcp" }] }),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     let (status, answer) = admin
-        .put(&format!("/api/v1/groups/{group}/policy"), json!({ "require_approval": true, "health_units": ["nginx.service"] }))
+        .put(
+            &format!("/api/v1/groups/{group}/policy"),
+            json!({ "require_approval": true, "health_units": ["nginx.service"] }),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let (_, policy) = admin.get(&format!("/api/v1/groups/{group}/policy")).await;

@@ -21,8 +21,8 @@
 use jiff::{SignedDuration, Timestamp};
 use patchdeck_proto::agent::{Command, CommandState};
 use patchdeck_store::{
-    CommandRecord, Deployment, DeploymentHost, DeploymentId, DeploymentStatus, HostRunState, JobOutcome,
-    NewCommand, RebootPolicy, Schedule, Transport,
+    CommandRecord, Deployment, DeploymentHost, DeploymentId, DeploymentStatus, HostRunState, JobOutcome, NewCommand,
+    RebootPolicy, Schedule, Transport,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -97,7 +97,10 @@ async fn announce(state: &AppState, deployment: &Deployment, before: DeploymentS
         .await;
     state
         .hub()
-        .publish(LiveEvent::Deployment { deployment_id: deployment.id.0, status: deployment.status.as_str().to_owned() })
+        .publish(LiveEvent::Deployment {
+            deployment_id: deployment.id.0,
+            status: deployment.status.as_str().to_owned(),
+        })
         .await;
     crate::deploy::notify_status(state, deployment).await;
 }
@@ -218,7 +221,8 @@ impl Step<'_> {
     /// Sets the final status from the hosts' outcomes.
     fn finish(&mut self, hosts: &[DeploymentHost]) {
         let succeeded = hosts.iter().filter(|h| h.state == HostRunState::Succeeded).count();
-        let failed = hosts.iter().filter(|h| matches!(h.state, HostRunState::Failed | HostRunState::RolledBack)).count();
+        let failed =
+            hosts.iter().filter(|h| matches!(h.state, HostRunState::Failed | HostRunState::RolledBack)).count();
         self.deployment.status = match (succeeded, failed) {
             (_, 0) => DeploymentStatus::Succeeded,
             (0, _) => DeploymentStatus::Failed,
@@ -306,9 +310,8 @@ impl Step<'_> {
             }
         };
         let Some(record) = self.host_record(host).await? else { return Ok(()) };
-        let deliver_by = window_end.unwrap_or_else(|| {
-            self.now + secs(self.state.config().agents.command_delivery_timeout_secs)
-        });
+        let deliver_by =
+            window_end.unwrap_or_else(|| self.now + secs(self.state.config().agents.command_delivery_timeout_secs));
         if deliver_by <= self.now {
             self.poll();
             return Ok(());
@@ -400,7 +403,8 @@ impl Step<'_> {
             return self.fail(host, "command_missing", "the reboot command disappeared".into()).await;
         };
         if command.state.is_terminal() && command.state != CommandState::Completed {
-            let message = command.error_message.clone().unwrap_or_else(|| format!("the reboot ended {}", command.state));
+            let message =
+                command.error_message.clone().unwrap_or_else(|| format!("the reboot ended {}", command.state));
             return self.fail(host, "reboot_failed", message).await;
         }
         let Some(record) = self.host_record(host).await? else { return Ok(()) };
@@ -454,11 +458,10 @@ impl Step<'_> {
         if command.state == CommandState::Completed {
             return self.end(host, HostRunState::Succeeded, None).await;
         }
-        let code = command.error_code.clone().unwrap_or_else(|| patchdeck_proto::orchestration::HEALTH_CHECK_FAILED.into());
-        let message = command
-            .error_message
-            .clone()
-            .unwrap_or_else(|| format!("the health checks ended {}", command.state));
+        let code =
+            command.error_code.clone().unwrap_or_else(|| patchdeck_proto::orchestration::HEALTH_CHECK_FAILED.into());
+        let message =
+            command.error_message.clone().unwrap_or_else(|| format!("the health checks ended {}", command.state));
         self.fail_or_roll_back(host, code, message, true).await
     }
 
@@ -518,7 +521,9 @@ impl Step<'_> {
                 HostRunState::RollingBack => {
                     self.after_rollback(host).await?;
                 }
-                HostRunState::Succeeded | HostRunState::Failed if host.apply_command.is_some() && host.rollback_command.is_none() => {
+                HostRunState::Succeeded | HostRunState::Failed
+                    if host.apply_command.is_some() && host.rollback_command.is_none() =>
+                {
                     let applied = self.command(host.apply_command).await?;
                     if applied.is_some_and(|c| c.state == CommandState::Completed || !c.changes.is_empty()) {
                         self.start_rollback(host).await?;
@@ -628,7 +633,12 @@ impl Step<'_> {
         Ok(())
     }
 
-    async fn queue(&self, host: &DeploymentHost, command: Command, deliver_by: Timestamp) -> anyhow::Result<CommandRecord> {
+    async fn queue(
+        &self,
+        host: &DeploymentHost,
+        command: Command,
+        deliver_by: Timestamp,
+    ) -> anyhow::Result<CommandRecord> {
         let new = NewCommand { host: host.host_id, command, created_by: None, retry_of: None, deliver_by };
         let record = self.state.store().queue_command(&new, self.now).await?;
         self.state.hub().command_queued(host.host_id.0).await;
@@ -637,7 +647,9 @@ impl Step<'_> {
             .audit(
                 AuditEvent::new(ACTOR, "command.queue", Outcome::Success)
                     .target(format!("command:{}", record.id))
-                    .details(json!({ "kind": record.kind, "host": host.host_id.0, "deployment": host.deployment_id.0 })),
+                    .details(
+                        json!({ "kind": record.kind, "host": host.host_id.0, "deployment": host.deployment_id.0 }),
+                    ),
             )
             .await;
         Ok(record)

@@ -57,7 +57,10 @@ pub async fn notify_status(state: &AppState, deployment: &patchdeck_store::Deplo
     use patchdeck_store::{DeploymentStatus, HostRunState};
     if !matches!(
         deployment.status,
-        DeploymentStatus::Succeeded | DeploymentStatus::PartiallyFailed | DeploymentStatus::Failed | DeploymentStatus::Halted
+        DeploymentStatus::Succeeded
+            | DeploymentStatus::PartiallyFailed
+            | DeploymentStatus::Failed
+            | DeploymentStatus::Halted
     ) {
         return;
     }
@@ -200,7 +203,8 @@ pub fn assign_rings(
             }
         }
     }
-    let mut rest: Vec<HostId> = hosts.iter().map(|(host, _)| *host).filter(|host| !assigned.contains_key(host)).collect();
+    let mut rest: Vec<HostId> =
+        hosts.iter().map(|(host, _)| *host).filter(|host| !assigned.contains_key(host)).collect();
     rest.sort_by_key(|host| (spread(deployment_seed, *host), *host));
     let total = rest.len();
     let mut taken = 0usize;
@@ -228,7 +232,6 @@ fn spread(seed: u64, host: HostId) -> u64 {
 mod tests {
     use super::*;
 
-
     fn update(name: &str, security: bool) -> HostUpdate {
         HostUpdate {
             host_id: HostId(1),
@@ -254,7 +257,10 @@ mod tests {
         assert_eq!(names(plan_for(&updates, &UpdateSelection::Security)), ["openssl"]);
         let chosen = UpdateSelection::Packages { packages: vec!["zlib".into(), "absent".into()] };
         let plan = plan_for(&updates, &chosen);
-        assert_eq!(plan, [PlannedPackage { name: "zlib".into(), arch: "amd64".into(), from: "1.0".into(), to: "1.1".into() }]);
+        assert_eq!(
+            plan,
+            [PlannedPackage { name: "zlib".into(), arch: "amd64".into(), from: "1.0".into(), to: "1.1".into() }]
+        );
         assert_eq!(install_specs(&plan), ["zlib=1.1"]);
     }
 
@@ -275,7 +281,8 @@ mod tests {
         // Stable for one deployment, different for another.
         assert_eq!(assign_rings(99, &hosts, &rings), assigned);
         let other = assign_rings(100, &hosts, &rings);
-        let firsts = |a: &BTreeMap<HostId, u32>| a.iter().filter(|(_, r)| **r == 1).map(|(h, _)| *h).collect::<Vec<_>>();
+        let firsts =
+            |a: &BTreeMap<HostId, u32>| a.iter().filter(|(_, r)| **r == 1).map(|(h, _)| *h).collect::<Vec<_>>();
         assert_ne!(firsts(&other), firsts(&assigned));
         // No rings: everyone in ring 0; a last percentage ring below 100 still takes the rest.
         assert!(assign_rings(1, &hosts, &[]).values().all(|r| *r == 0));

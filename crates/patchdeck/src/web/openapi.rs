@@ -8,8 +8,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::handlers::notifications;
 use super::handlers::{
-    agent, audit, auth, ca, commands, deployments, discoveries, enrollments, events, groups, health, hosts, inventory, passkeys,
-    registration_tokens, settings, sso, users,
+    agent, audit, auth, ca, commands, deployments, discoveries, enrollments, events, groups, health, hosts, inventory,
+    passkeys, registration_tokens, settings, sso, users,
 };
 use super::handlers::{blackouts, maintenance_windows};
 

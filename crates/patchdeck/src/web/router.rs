@@ -20,8 +20,8 @@ use super::authz::{authorize, Permission};
 use super::handlers::agent::authorize_agent;
 use super::handlers::notifications;
 use super::handlers::{
-    agent, audit, auth, ca, commands, deployments, discoveries, enrollments, events, groups, health, hosts, inventory, passkeys,
-    registration_tokens, settings, sso, users,
+    agent, audit, auth, ca, commands, deployments, discoveries, enrollments, events, groups, health, hosts, inventory,
+    passkeys, registration_tokens, settings, sso, users,
 };
 use super::handlers::{blackouts, maintenance_windows};
 use crate::state::AppState;

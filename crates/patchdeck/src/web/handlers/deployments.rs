@@ -16,8 +16,8 @@ use axum::http::StatusCode;
 use jiff::{SignedDuration, Timestamp};
 use patchdeck_store::{
     Approval, Deployment, DeploymentFilter, DeploymentHost, DeploymentId, DeploymentStatus, GroupId, GroupPolicy,
-    HostFilter, HostId, HostRunState, NewDeployment, NewDeploymentHost, Paging, RebootPolicy, RingSpec, Schedule, Scope,
-    UpdateFilter,
+    HostFilter, HostId, HostRunState, NewDeployment, NewDeploymentHost, Paging, RebootPolicy, RingSpec, Schedule,
+    Scope, UpdateFilter,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -265,9 +265,14 @@ fn check_rings(rings: &[RingRequest]) -> ApiResult<Vec<RingSpec>> {
     for (i, ring) in rings.iter().enumerate() {
         let field = |name: &str| format!("rings[{i}].{name}");
         match (ring.group_id, ring.percent) {
-            (Some(_), Some(_)) => return Err(ApiError::validation(&field("percent"), "a ring has a group or a percentage, not both")),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::validation(&field("percent"), "a ring has a group or a percentage, not both"))
+            }
             (None, None) if i + 1 < rings.len() => {
-                return Err(ApiError::validation(&field("percent"), "every ring but the last needs a group or a percentage"))
+                return Err(ApiError::validation(
+                    &field("percent"),
+                    "every ring but the last needs a group or a percentage",
+                ))
             }
             (None, Some(p)) => {
                 if p == 0 || p > 100 || p <= last_percent {
@@ -288,7 +293,12 @@ fn check_rings(rings: &[RingRequest]) -> ApiResult<Vec<RingSpec>> {
         if soak > 7 * 24 * 60 {
             return Err(ApiError::validation(&field("soak_minutes"), "must be at most a week"));
         }
-        let name = ring.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map_or_else(|| format!("ring {}", i + 1), str::to_owned);
+        let name = ring
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map_or_else(|| format!("ring {}", i + 1), str::to_owned);
         if name.chars().count() > 100 {
             return Err(ApiError::validation(&field("name"), "must be at most 100 characters"));
         }
@@ -325,7 +335,12 @@ async fn resolve_target(state: &AppState, principal: &Principal, target: &Deploy
     for (i, id) in target.host_ids.iter().enumerate() {
         let host = match state.store().get_host(HostId(*id)).await? {
             Some(host) if host.approval == Approval::Approved && in_scope(state, &scope, host.id).await? => host,
-            _ => return Err(ApiError::validation(&format!("target.host_ids[{i}]"), format!("no host {id} you can patch"))),
+            _ => {
+                return Err(ApiError::validation(
+                    &format!("target.host_ids[{i}]"),
+                    format!("no host {id} you can patch"),
+                ))
+            }
         };
         hosts.insert(host.id);
     }
@@ -398,7 +413,11 @@ pub async fn create_deployment(
             return Err(ApiError::validation("selection.packages", "name 1 to 1000 packages"));
         }
         for (i, package) in packages.iter().enumerate() {
-            if package.is_empty() || package.len() > 200 || !package.chars().all(|c| c.is_ascii_graphic()) || package.contains('=') {
+            if package.is_empty()
+                || package.len() > 200
+                || !package.chars().all(|c| c.is_ascii_graphic())
+                || package.contains('=')
+            {
                 return Err(ApiError::validation(&format!("selection.packages[{i}]"), "must be a package name"));
             }
         }
@@ -514,7 +533,9 @@ pub async fn list_deployments(
     let status = q
         .status
         .as_deref()
-        .map(|s| s.parse::<DeploymentStatus>().map_err(|_| ApiError::validation("status", "is not a deployment status")))
+        .map(|s| {
+            s.parse::<DeploymentStatus>().map_err(|_| ApiError::validation("status", "is not a deployment status"))
+        })
         .transpose()?;
     let page = state.store().list_deployments(&DeploymentFilter { scope: principal.scope(), status, paging }).await?;
     let mut items = Vec::with_capacity(page.items.len());
@@ -531,9 +552,11 @@ async fn counts(state: &AppState, principal: &Principal, id: DeploymentId) -> Ap
 
 /// A deployment the caller can see (one of its hosts is in scope), else 404.
 async fn load_visible(state: &AppState, principal: &Principal, id: i64) -> ApiResult<Deployment> {
-    let deployment = state.store().get_deployment(DeploymentId(id)).await?.ok_or_else(|| ApiError::not_found("deployment"))?;
+    let deployment =
+        state.store().get_deployment(DeploymentId(id)).await?.ok_or_else(|| ApiError::not_found("deployment"))?;
     if !principal.is_admin() {
-        let page = state.store().list_deployment_hosts(deployment.id, &principal.scope(), None, Paging::new(0, 0)).await?;
+        let page =
+            state.store().list_deployment_hosts(deployment.id, &principal.scope(), None, Paging::new(0, 0)).await?;
         if page.total == 0 {
             return Err(ApiError::not_found("deployment"));
         }
@@ -546,7 +569,8 @@ async fn load_actionable(state: &AppState, principal: &Principal, id: i64) -> Ap
     let deployment = load_visible(state, principal, id).await?;
     if !principal.is_admin() {
         let all = state.store().list_deployment_hosts(deployment.id, &Scope::All, None, Paging::new(0, 0)).await?;
-        let mine = state.store().list_deployment_hosts(deployment.id, &principal.scope(), None, Paging::new(0, 0)).await?;
+        let mine =
+            state.store().list_deployment_hosts(deployment.id, &principal.scope(), None, Paging::new(0, 0)).await?;
         if mine.total < all.total {
             return Err(ApiError::forbidden("the deployment has hosts outside your groups"));
         }
@@ -612,7 +636,10 @@ async fn audit_action(state: &AppState, principal: &Principal, action: &'static 
 
 async fn answer(state: &AppState, principal: &Principal, d: &Deployment) -> ApiResult<Json<DeploymentView>> {
     crate::deploy::wake(state, d.id, state.now()).await?;
-    state.hub().publish(crate::hub::LiveEvent::Deployment { deployment_id: d.id.0, status: d.status.as_str().to_owned() }).await;
+    state
+        .hub()
+        .publish(crate::hub::LiveEvent::Deployment { deployment_id: d.id.0, status: d.status.as_str().to_owned() })
+        .await;
     let counts = counts(state, principal, d.id).await?;
     Ok(Json(view(d, &counts)))
 }
@@ -659,7 +686,12 @@ pub async fn cancel_deployment(
         .store()
         .transition_deployment(
             deployment.id,
-            &[DeploymentStatus::Planning, DeploymentStatus::AwaitingApproval, DeploymentStatus::Running, DeploymentStatus::Halted],
+            &[
+                DeploymentStatus::Planning,
+                DeploymentStatus::AwaitingApproval,
+                DeploymentStatus::Running,
+                DeploymentStatus::Halted,
+            ],
             DeploymentStatus::Cancelled,
             Some(&reason),
             state.now(),
@@ -687,9 +719,18 @@ pub async fn retry_deployment(
         )));
     }
     let now = state.now();
-    let retried = state.store().reset_deployment_hosts(deployment.id, HostRunState::Failed, HostRunState::Queued, now).await?;
-    let running = state.store().transition_deployment(deployment.id, &from, DeploymentStatus::Running, None, now).await?;
-    audit_action(&state, &principal, "deployment.retry", &running, json!({ "hosts": retried, "from": deployment.status })).await;
+    let retried =
+        state.store().reset_deployment_hosts(deployment.id, HostRunState::Failed, HostRunState::Queued, now).await?;
+    let running =
+        state.store().transition_deployment(deployment.id, &from, DeploymentStatus::Running, None, now).await?;
+    audit_action(
+        &state,
+        &principal,
+        "deployment.retry",
+        &running,
+        json!({ "hosts": retried, "from": deployment.status }),
+    )
+    .await;
     answer(&state, &principal, &running).await
 }
 
@@ -839,7 +880,8 @@ pub struct WorkersView {
 #[utoipa::path(get, path = "/api/v1/workers", tag = "workers", responses((status = 200, body = WorkersView)))]
 pub async fn list_workers(State(state): State<AppState>) -> ApiResult<Json<WorkersView>> {
     let now = state.now();
-    let stale_after = SignedDuration::from_secs(i64::try_from(state.config().deployments.worker_stale_secs).unwrap_or(60));
+    let stale_after =
+        SignedDuration::from_secs(i64::try_from(state.config().deployments.worker_stale_secs).unwrap_or(60));
     let workers: Vec<WorkerView> = state
         .store()
         .list_workers()
