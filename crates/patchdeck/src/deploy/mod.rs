@@ -132,7 +132,7 @@ impl UpdateSelection {
         match self {
             UpdateSelection::All => true,
             UpdateSelection::Security => update.security_class == SecurityClass::Security,
-            UpdateSelection::Packages { packages } => packages.iter().any(|name| *name == update.name),
+            UpdateSelection::Packages { packages } => packages.contains(&update.name),
         }
     }
 }
