@@ -419,6 +419,15 @@ async fn deployments_hosts_and_transitions(h: &Harness) {
     // A deleted host leaves its deployments.
     s.delete_host(db.id).await.unwrap();
     assert_eq!(s.deployment_hosts(d.id).await.unwrap().len(), 1);
+
+    // Retention: a deployment that finished before the cutoff goes, with its hosts; one that
+    // has not finished stays, however old.
+    let open = s.create_deployment(&new_deployment("still running"), &[], at(0)).await.unwrap();
+    assert_eq!(s.prune_deployments_finished_before(at(7)).await.unwrap(), 0, "finished at 7 is not before 7");
+    assert_eq!(s.prune_deployments_finished_before(at(100)).await.unwrap(), 1);
+    assert!(s.get_deployment(d.id).await.unwrap().is_none());
+    assert!(s.deployment_hosts(d.id).await.unwrap().is_empty());
+    assert!(s.get_deployment(open.id).await.unwrap().is_some());
 }
 
 async fn group_policies_merge_per_host(h: &Harness) {
