@@ -11,8 +11,8 @@ export interface Progress {
   active: number;
 }
 
-/** Totals from `hosts` (state → count). */
-export function progressOf(counts: Record<string, number> | null | undefined): Progress {
+/** Totals from `hosts` (state → count); `total` (the API's `total_hosts`) wins over the sum when given. */
+export function progressOf(counts: Record<string, number> | null | undefined, total?: number): Progress {
   const p: Progress = { total: 0, done: 0, succeeded: 0, failed: 0, active: 0 };
   for (const [state, n] of Object.entries(counts ?? {})) {
     p.total += n;
@@ -21,11 +21,28 @@ export function progressOf(counts: Record<string, number> | null | undefined): P
     if (state === "failed") p.failed += n;
     if (["running", "rebooting", "verifying", "rolling_back"].includes(state)) p.active += n;
   }
+  if (total !== undefined && total >= p.done) p.total = total;
   return p;
 }
 
-export function DeploymentProgress({ counts, label }: { counts: Record<string, number> | null | undefined; label: string }) {
-  const p = progressOf(counts);
+export function DeploymentProgress({
+  counts,
+  total,
+  label,
+}: {
+  counts: Record<string, number> | null | undefined;
+  /** All hosts in the caller's scope (`total_hosts`); the sum of `counts` without it. */
+  total?: number;
+  label: string;
+}) {
+  const p = progressOf(counts, total);
+  if (p.total === 0) {
+    return (
+      <Typography variant="caption" color="text.secondary" component="div">
+        No hosts you can see
+      </Typography>
+    );
+  }
   const percent = p.total > 0 ? Math.round((p.done / p.total) * 100) : 0;
   return (
     <Box sx={{ minWidth: 160 }}>

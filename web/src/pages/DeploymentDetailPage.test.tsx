@@ -8,6 +8,7 @@ import { renderApp } from "../test/render";
 
 const ONE = "GET /api/v1/deployments/5";
 const HOSTS = "GET /api/v1/deployments/5/hosts";
+const GROUPS = "GET /api/v1/groups";
 const operator = { [ME_PATH]: json(200, { ...meBody(), user: { ...alice, id: 2, role: "operator" } }) };
 
 function lastQuery(mock: ReturnType<typeof mockFetch>): URLSearchParams {
@@ -55,6 +56,83 @@ describe("Deployment detail page", () => {
     expect(screen.getByRole("button", { name: "Cancel deployment" })).toBeInTheDocument();
     expect(screen.getByRole("button", { name: "Roll back" })).toBeInTheDocument();
     expect(screen.queryByRole("button", { name: "Approve" })).not.toBeInTheDocument();
+  });
+
+  it("shows each ring's target and its own progress, naming group rings from the groups list", async () => {
+    const mock = mockFetch({
+      ...operator,
+      [GROUPS]: json(200, page([{ id: 3, name: "<b>web</b> servers", description: "", created_at: "2026-01-01T00:00:00Z" }])),
+      [ONE]: json(
+        200,
+        deployment(5, "Staged", {
+          current_ring: 2,
+          hosts: { succeeded: 5, failed: 1, running: 2, queued: 4 },
+          total_hosts: 12,
+          rings: [
+            { name: "canary", group_id: 3, percent: null, success_threshold: 1, soak_secs: 600, hosts: { succeeded: 2 } },
+            { name: "db", group_id: 7, percent: null, success_threshold: 1, soak_secs: 0, hosts: { succeeded: 2, failed: 1 } },
+            { name: "quarter", group_id: null, percent: 25, success_threshold: 0.9, soak_secs: 0, hosts: { succeeded: 1, running: 2 } },
+            { name: "everything else", group_id: null, percent: null, success_threshold: 0.9, soak_secs: 0, hosts: { queued: 4 } },
+          ],
+        }),
+      ),
+      [HOSTS]: json(200, hosts),
+    });
+    renderApp("/deployments/5");
+    const rings = await screen.findByRole("list", { name: "Rings" });
+    const items = within(rings).getAllByRole("listitem");
+    expect(items).toHaveLength(4);
+    // A group ring takes its group's name (as text) once the groups are read; unknown groups by id.
+    expect(await within(items[0]!).findByText(/^Group <b>web<\/b> servers · 100 % must succeed · soak 10 min$/)).toBeInTheDocument();
+    expect(items[1]).toHaveTextContent("Group #7 · 100 % must succeed");
+    expect(items[2]).toHaveTextContent("Up to 25 % of the hosts · 90 % must succeed");
+    expect(items[3]).toHaveTextContent("The rest · 90 % must succeed");
+    // Each ring's own counts.
+    expect(within(items[0]!).getByText("2 of 2 done · 2 succeeded · 0 failed")).toBeInTheDocument();
+    expect(within(items[1]!).getByText("3 of 3 done · 2 succeeded · 1 failed")).toBeInTheDocument();
+    expect(within(items[2]!).getByText("1 of 3 done · 1 succeeded · 0 failed · 2 in progress")).toBeInTheDocument();
+    expect(within(items[3]!).getByText("0 of 4 done · 0 succeeded · 0 failed")).toBeInTheDocument();
+    expect(within(items[1]!).getByRole("progressbar", { name: "Ring 2 (db): 3 of 3 hosts done" })).toHaveAttribute("aria-valuenow", "100");
+    expect(within(items[2]!).getByRole("progressbar", { name: "Ring 3 (quarter): 1 of 3 hosts done" })).toHaveAttribute("aria-valuenow", "33");
+    expect(items[2]).toHaveAttribute("aria-current", "step");
+    // The whole deployment: total_hosts.
+    expect(screen.getByRole("progressbar", { name: "Staged: 6 of 12 hosts done" })).toBeInTheDocument();
+    expect(mock.callsTo(GROUPS)).toHaveLength(1);
+  });
+
+  it("names a group ring by id when the groups cannot be read", async () => {
+    mockFetch({
+      ...operator,
+      [GROUPS]: apiError(500, "internal", "boom"),
+      [ONE]: json(200, deployment(5, "December security")),
+      [HOSTS]: json(200, hosts),
+    });
+    renderApp("/deployments/5");
+    const items = within(await screen.findByRole("list", { name: "Rings" })).getAllByRole("listitem");
+    expect(items[0]).toHaveTextContent("Group #3 · 100 % must succeed");
+    expect(within(items[0]!).getByText("1 of 2 done · 1 succeeded · 0 failed · 1 in progress")).toBeInTheDocument();
+    expect(items[1]).toHaveTextContent("The rest");
+    expect(within(items[1]!).getByText("0 of 2 done · 0 succeeded · 0 failed")).toBeInTheDocument();
+  });
+
+  it("says a lone ring takes every host, and reads no groups without a group ring", async () => {
+    const mock = mockFetch({
+      ...operator,
+      [ONE]: json(
+        200,
+        deployment(5, "One ring", {
+          rings: [{ name: "all", group_id: null, percent: null, success_threshold: 1, soak_secs: 0, hosts: {} }],
+          hosts: {},
+        }),
+      ),
+      [HOSTS]: json(200, page([])),
+    });
+    renderApp("/deployments/5");
+    const only = within(await screen.findByRole("list", { name: "Rings" })).getByRole("listitem");
+    expect(only).toHaveTextContent("Every host · 100 % must succeed");
+    expect(within(only).getByText("No hosts you can see")).toBeInTheDocument();
+    // No group ring: the groups are not read.
+    expect(mock.callsTo(GROUPS)).toHaveLength(0);
   });
 
   it("offers only the actions the status allows", async () => {

@@ -29,6 +29,7 @@ import {
   DEPLOYMENT_HOST_STATES,
   deploymentActions,
   deploymentsApi,
+  fleetApi,
   keys,
   type DeploymentAction,
   type DeploymentHostView,
@@ -121,7 +122,28 @@ function ringState(d: DeploymentView, i: number): { label: string; color: "succe
   return { label: finished ? "not run" : "waiting", color: "default" };
 }
 
+type RingView = DeploymentView["rings"][number];
+
+/** What a ring takes: a group (by name when known), up to a cumulative percentage, or the rest. */
+function ringTargetLabel(r: RingView, i: number, count: number, groupNames: ReadonlyMap<number, string>): string {
+  if (r.group_id != null) {
+    const name = groupNames.get(r.group_id);
+    return name !== undefined ? `Group ${name}` : `Group #${r.group_id}`;
+  }
+  if (r.percent != null) return `Up to ${r.percent} % of the hosts`;
+  return i === 0 && count === 1 ? "Every host" : "The rest";
+}
+
 function Rings({ d }: { d: DeploymentView }) {
+  // Group rings are named from the groups list (shared with the other pages); "group #id" until then.
+  const hasGroupRing = d.rings.some((r) => r.group_id != null);
+  const groups = useQuery({
+    queryKey: keys.groups,
+    queryFn: ({ signal }) => fleetApi.groups(signal),
+    staleTime: 60_000,
+    enabled: hasGroupRing,
+  });
+  const groupNames = useMemo(() => new Map((groups.data?.items ?? []).map((g) => [g.id, g.name])), [groups.data]);
   return (
     <Box component="ol" aria-label="Rings" sx={{ listStyle: "none", p: 0, m: 0, display: "grid", gap: 1 }}>
       {d.rings.map((r, i) => {
@@ -131,16 +153,19 @@ function Rings({ d }: { d: DeploymentView }) {
             component="li"
             key={i}
             aria-current={i === d.current_ring && d.status === "running" ? "step" : undefined}
-            sx={{ display: "flex", flexWrap: "wrap", gap: 1, alignItems: "center", p: 1, borderRadius: 1, border: 1, borderColor: i === d.current_ring ? "primary.main" : "divider" }}
+            sx={{ p: 1, borderRadius: 1, border: 1, borderColor: i === d.current_ring ? "primary.main" : "divider" }}
           >
-            <Typography variant="body2" sx={{ fontWeight: 500, minWidth: 0, overflowWrap: "anywhere" }}>
-              {i + 1}. {r.name}
-            </Typography>
-            <Chip size="small" variant="outlined" color={s.color} label={s.label} />
-            <Typography variant="caption" color="text.secondary">
-              {Math.round(r.success_threshold * 100)} % must succeed
-              {r.soak_secs > 0 ? ` · soak ${Math.round(r.soak_secs / 60)} min` : ""}
-            </Typography>
+            <Box sx={{ display: "flex", flexWrap: "wrap", gap: 1, alignItems: "center", mb: 0.75 }}>
+              <Typography variant="body2" sx={{ fontWeight: 500, minWidth: 0, overflowWrap: "anywhere" }}>
+                {i + 1}. {r.name}
+              </Typography>
+              <Chip size="small" variant="outlined" color={s.color} label={s.label} />
+              <Typography variant="caption" color="text.secondary" sx={{ overflowWrap: "anywhere" }}>
+                {ringTargetLabel(r, i, d.rings.length, groupNames)} · {Math.round(r.success_threshold * 100)} % must succeed
+                {r.soak_secs > 0 ? ` · soak ${Math.round(r.soak_secs / 60)} min` : ""}
+              </Typography>
+            </Box>
+            <DeploymentProgress counts={r.hosts} label={`Ring ${i + 1} (${r.name})`} />
           </Box>
         );
       })}
@@ -437,7 +462,7 @@ function HostsTable({ d }: { d: DeploymentView }) {
     placeholderData: keepPreviousData,
   });
   const items = hosts.data?.items ?? [];
-  const counts = d.hosts ?? {};
+  const counts = d.hosts;
   return (
     <Card variant="outlined" component="section" aria-labelledby="deployment-hosts">
       <CardContent sx={{ pb: 0 }}>
@@ -623,7 +648,7 @@ export function DeploymentDetailPage() {
               <Typography variant="h6" component="h2" sx={{ mb: 1.5 }}>
                 Progress
               </Typography>
-              <DeploymentProgress counts={d.hosts} label={d.name} />
+              <DeploymentProgress counts={d.hosts} total={d.total_hosts} label={d.name} />
               <Typography variant="subtitle2" component="h3" sx={{ mt: 2, mb: 1 }}>
                 Rings
               </Typography>

@@ -1,9 +1,9 @@
 import { useMemo } from "react";
 import { Link as RouterLink } from "react-router-dom";
-import { Box, Button, Link, MenuItem, Skeleton, Table, TableBody, TableCell, TableHead, TableRow, TextField } from "@mui/material";
+import { Box, Button, Link, MenuItem, Table, TableBody, TableCell, TableHead, TableRow, TextField } from "@mui/material";
 import AddIcon from "@mui/icons-material/Add";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
-import { DEPLOYMENT_STATUSES, deploymentsApi, keys, type DeploymentListQuery, type DeploymentView } from "../api/fleet";
+import { DEPLOYMENT_STATUSES, deploymentsApi, keys, type DeploymentListQuery } from "../api/fleet";
 import { useMe } from "../auth/session";
 import { DateTime } from "../components/DateTime";
 import { DeploymentProgress, SCHEDULE_LABELS, selectionLabel } from "../components/DeploymentProgress";
@@ -13,23 +13,6 @@ import { ListBody, ListCard, Pager, ScrollTable, StateChip } from "../components
 import { intParam, useUrlParams } from "../urlState";
 
 const PAGE_SIZES = [25, 50, 100];
-
-/**
- * The list view has no per-state counts (`hosts` is null there): each row shown reads its
- * deployment's detail for them. The live events refresh both.
- */
-function RowProgress({ d }: { d: DeploymentView }) {
-  const detail = useQuery({
-    queryKey: keys.deploymentSelf(d.id),
-    queryFn: ({ signal }) => deploymentsApi.get(d.id, signal),
-    enabled: !d.hosts,
-  });
-  const counts = d.hosts ?? detail.data?.hosts;
-  if (!counts) {
-    return detail.isError ? <span>—</span> : <Skeleton width={160} aria-label={`Loading the progress of ${d.name}`} />;
-  }
-  return <DeploymentProgress counts={counts} label={d.name} />;
-}
 
 export function DeploymentsPage() {
   const me = useMe();
@@ -127,7 +110,8 @@ export function DeploymentsPage() {
                       <StateChip value={d.status} />
                     </TableCell>
                     <TableCell>
-                      <RowProgress d={d} />
+                      {/* The list carries each deployment's counts: no per-row request. */}
+                      <DeploymentProgress counts={d.hosts} total={d.total_hosts} label={d.name} />
                     </TableCell>
                     <TableCell>{selectionLabel(d.selection)}</TableCell>
                     <TableCell>{SCHEDULE_LABELS[d.schedule] ?? d.schedule}</TableCell>

@@ -167,7 +167,12 @@ export function found(address: string, extra: Partial<DiscoveredHostView> = {}):
   };
 }
 
+/**
+ * A deployment of four hosts: a canary ring (group 3) with one succeeded and one running, and the
+ * rest with two queued. `total_hosts` follows `hosts` unless given.
+ */
 export function deployment(id: number, name: string, extra: Partial<DeploymentView> = {}): DeploymentView {
+  const hosts = extra.hosts ?? { succeeded: 1, running: 1, queued: 2 };
   return {
     id,
     name,
@@ -179,8 +184,8 @@ export function deployment(id: number, name: string, extra: Partial<DeploymentVi
     reboot_delay_secs: 300,
     rollback_on_failure: true,
     rings: [
-      { name: "canary", success_threshold: 1, soak_secs: 1800 },
-      { name: "rest", success_threshold: 0.9, soak_secs: 0 },
+      { name: "canary", group_id: 3, percent: null, success_threshold: 1, soak_secs: 1800, hosts: { succeeded: 1, running: 1 } },
+      { name: "rest", group_id: null, percent: null, success_threshold: 0.9, soak_secs: 0, hosts: { queued: 2 } },
     ],
     current_ring: 0,
     requires_approval: false,
@@ -191,7 +196,8 @@ export function deployment(id: number, name: string, extra: Partial<DeploymentVi
     created_at: "2026-12-03T09:00:00Z",
     started_at: "2026-12-03T09:01:00Z",
     finished_at: null,
-    hosts: { succeeded: 1, running: 1, queued: 2 },
+    hosts,
+    total_hosts: Object.values(hosts).reduce((a, n) => a + n, 0),
     ...extra,
   };
 }
