@@ -323,15 +323,16 @@ impl Store {
         Ok(())
     }
 
-    /// A worker's sign of life, with the runs it finished since its last one.
-    pub async fn heartbeat_worker(&self, id: &str, now: Timestamp, runs: u64) -> Result<()> {
-        sqlx::query("UPDATE workers SET heartbeat_at = $2, jobs_run = jobs_run + $3 WHERE id = $1")
+    /// A worker's sign of life, with the runs it finished since its last one. False when the
+    /// worker has no row (it was pruned): register it again.
+    pub async fn heartbeat_worker(&self, id: &str, now: Timestamp, runs: u64) -> Result<bool> {
+        let done = sqlx::query("UPDATE workers SET heartbeat_at = $2, jobs_run = jobs_run + $3 WHERE id = $1")
             .bind(id)
             .bind(ms(now))
             .bind(i64::try_from(runs).unwrap_or(i64::MAX))
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Marks a worker stopped (a clean shutdown).

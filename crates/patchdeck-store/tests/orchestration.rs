@@ -230,8 +230,9 @@ async fn workers_heartbeat_and_stop(h: &Harness) {
     };
     s.register_worker(&worker("a", at(0))).await.unwrap();
     s.register_worker(&worker("b", at(5))).await.unwrap();
-    s.heartbeat_worker("a", at(20), 3).await.unwrap();
-    s.heartbeat_worker("a", at(30), 2).await.unwrap();
+    assert!(s.heartbeat_worker("a", at(20), 3).await.unwrap());
+    assert!(s.heartbeat_worker("a", at(30), 2).await.unwrap());
+    assert!(!s.heartbeat_worker("nobody", at(30), 2).await.unwrap(), "an unknown worker registers again");
     let workers = s.list_workers().await.unwrap();
     assert_eq!(workers.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
     assert_eq!((workers[0].heartbeat_at, workers[0].jobs_run, workers[0].pid), (at(30), 5, 4242));

@@ -68,7 +68,13 @@ pub async fn run(state: AppState, role: &'static str, mut stopped: watch::Receiv
         if last_beat.is_none_or(|at| at.elapsed() >= HEARTBEAT) {
             let now = state.now();
             let beat = if registered {
-                state.store().heartbeat_worker(&worker.id, now, runs_since_beat).await
+                match state.store().heartbeat_worker(&worker.id, now, runs_since_beat).await {
+                    // Pruned while it lived (a clock jump): it says it is alive again.
+                    Ok(false) => {
+                        state.store().register_worker(&WorkerRecord { heartbeat_at: now, ..worker.clone() }).await
+                    }
+                    other => other.map(|_| ()),
+                }
             } else {
                 state.store().register_worker(&WorkerRecord { heartbeat_at: now, ..worker.clone() }).await
             };

@@ -515,14 +515,20 @@ both_backends!(settings_read_patch_validate_and_audit, |m: TestManager| async mo
     let (status, settings) = admin.get("/api/v1/settings").await;
     assert_eq!(status, StatusCode::OK, "{settings}");
     // `signed_in` turned MFA off; the approval queue is off by default.
-    assert_eq!(settings, json!({ "mfa_required": false, "enrollment_requires_approval": false }));
+    assert_eq!(
+        settings,
+        json!({ "mfa_required": false, "enrollment_requires_approval": false, "deployments_require_approval": false })
+    );
     let (status, body) = viewer.get("/api/v1/settings").await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
     assert_eq!(viewer.patch("/api/v1/settings", json!({ "mfa_required": true })).await.0, StatusCode::FORBIDDEN);
 
     let (status, body) = admin.patch("/api/v1/settings", json!({ "enrollment_requires_approval": true })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, json!({ "mfa_required": false, "enrollment_requires_approval": true }));
+    assert_eq!(
+        body,
+        json!({ "mfa_required": false, "enrollment_requires_approval": true, "deployments_require_approval": false })
+    );
     assert_eq!(admin.get("/api/v1/settings").await.1["enrollment_requires_approval"], true);
     let stored = m.state.store().list_settings().await.unwrap();
     let row = stored.iter().find(|s| s.key == "enrollment.requires_approval").unwrap();
@@ -561,7 +567,10 @@ both_backends!(settings_read_patch_validate_and_audit, |m: TestManager| async mo
     let (status, body) =
         admin.patch("/api/v1/settings", json!({ "mfa_required": true, "enrollment_requires_approval": false })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body, json!({ "mfa_required": true, "enrollment_requires_approval": false }));
+    assert_eq!(
+        body,
+        json!({ "mfa_required": true, "enrollment_requires_approval": false, "deployments_require_approval": false })
+    );
     let (status, body) = viewer.get("/api/v1/hosts").await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("mfa_enrollment_required")));
     let log = audit_log(&m).await;
