@@ -566,26 +566,28 @@ impl Store {
         }
     }
 
-    /// Moves the deployment's hosts in one of `from` to `to` (retry: failed → queued), clearing
-    /// their error and attempts; returns how many moved.
+    /// Moves the deployment's hosts in one of `from` to `to` (a retry: failed and rolled-back
+    /// hosts → queued), clearing their error, attempts, timers and the commands that followed
+    /// their last install (reboot, health check, rollback); returns how many moved.
     pub async fn reset_deployment_hosts(
         &self,
         id: DeploymentId,
-        from: HostRunState,
+        from: &[HostRunState],
         to: HostRunState,
         now: Timestamp,
     ) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE deployment_hosts SET state = $3, attempts = 0, error_code = NULL, error_message = NULL, \
-             not_before = NULL, finished_at = NULL, updated_at = $4 WHERE deployment_id = $1 AND state = $2",
-        )
-        .bind(id.0)
-        .bind(from.as_str())
-        .bind(to.as_str())
-        .bind(ms(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        let states: Vec<String> = (0..from.len()).map(|i| format!("${}", i + 4)).collect();
+        let sql = format!(
+            "UPDATE deployment_hosts SET state = $2, attempts = 0, error_code = NULL, error_message = NULL, \
+             not_before = NULL, finished_at = NULL, reboot_command = NULL, health_command = NULL, \
+             rollback_command = NULL, updated_at = $3 WHERE deployment_id = $1 AND state IN ({})",
+            states.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(id.0).bind(to.as_str()).bind(ms(now));
+        for state in from {
+            query = query.bind(state.as_str());
+        }
+        Ok(query.execute(&self.pool).await?.rows_affected())
     }
 
     /// How many of the deployment's hosts in `scope` are in each (ring, state).

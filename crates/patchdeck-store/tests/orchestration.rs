@@ -412,10 +412,13 @@ async fn deployments_hosts_and_transitions(h: &Harness) {
     failed.state = HostRunState::Failed;
     failed.attempts = 2;
     failed.error_code = Some("install_failed".into());
+    failed.rollback_command = Some(uuid::Uuid::new_v4());
     assert!(s.save_deployment_host(&failed, HostRunState::Queued, at(9)).await.unwrap());
-    assert_eq!(s.reset_deployment_hosts(d.id, HostRunState::Failed, HostRunState::Queued, at(10)).await.unwrap(), 1);
+    let retry = [HostRunState::Failed, HostRunState::RolledBack];
+    assert_eq!(s.reset_deployment_hosts(d.id, &retry, HostRunState::Queued, at(10)).await.unwrap(), 1);
     let retried = &s.deployment_hosts(d.id).await.unwrap()[0];
     assert_eq!((retried.state, retried.attempts, retried.error_code.as_deref()), (HostRunState::Queued, 0, None));
+    assert_eq!((retried.rollback_command, retried.preview_command), (None, Some(command)), "the plan's dry run stays");
 
     // A deleted host leaves its deployments.
     s.delete_host(db.id).await.unwrap();

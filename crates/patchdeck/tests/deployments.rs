@@ -100,12 +100,12 @@ async fn audit_actions(admin: &Client, action: &str) -> Vec<Value> {
 
 /// Three hosts, two rings: the canary group's host installs the planned version, fails its
 /// health check (a closed port), is rolled back to the version it had, and the rollout halts
-/// before the other hosts are touched. A deployment of the remaining hosts then succeeds, and is
-/// rolled back as a whole.
+/// before the other hosts are touched. Once the cause is fixed, a retry patches the canary, its
+/// ring soaks, the other hosts follow, and the whole deployment is then rolled back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_canary_failing_its_health_check_is_rolled_back_and_halts_the_rollout() {
     let m = TestManager::start(Backend::Sqlite).await;
-    let (admin, _) = m.signed_in("root", Role::Admin).await;
+    let (admin, _) = token_user(&m, "root2", Role::Admin).await;
     let agents = fleet(&m, &admin, 40..43).await;
     let logs = || agents.iter().map(|(a, _)| a.log()).collect::<Vec<_>>().join("\n---\n");
     let ids: Vec<i64> = agents.iter().map(|(_, id)| *id).collect();
@@ -132,7 +132,7 @@ async fn a_canary_failing_its_health_check_is_rolled_back_and_halts_the_rollout(
                 json!({
                     "rollback_on_failure": true,
                     "rings": [
-                        { "name": "canary", "group_id": canary, "success_threshold": 100 },
+                        { "name": "canary", "group_id": canary, "success_threshold": 100, "soak_minutes": 30 },
                         { "name": "rest" }
                     ]
                 }),
@@ -184,43 +184,59 @@ async fn a_canary_failing_its_health_check_is_rolled_back_and_halts_the_rollout(
     let statuses = audit_actions(&admin, "deployment.status").await;
     assert!(statuses.iter().any(|e| e["details"]["to"] == "halted"), "{statuses:?}");
 
-    // Cancelling the halted deployment cancels the hosts that never started.
-    let (status, body) = admin.post(&format!("/api/v1/deployments/{dep}/cancel"), json!({})).await;
+    // The cause is fixed (the probe goes) and the deployment retried: the canary patches
+    // again, its ring now reaches its threshold and the rollout goes on to the other hosts.
+    let (status, body) =
+        admin.put(&format!("/api/v1/groups/{canary}/policy"), json!({ "require_approval": false })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    eventually(LIMIT, "the later ring cancelled", logs, || async {
-        let hosts = deployment_hosts(&admin, dep).await;
-        hosts.iter().filter(|h| h["state"] == "cancelled").count().eq(&2).then_some(())
+    let (status, body) = admin.post(&format!("/api/v1/deployments/{dep}/retry"), json!({})).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("running")), "{body}");
+    // The canary's ring soaks for 30 minutes (of the manager's clock) before the rest start.
+    eventually(LIMIT, "the canary patched and soaking", logs, || async {
+        let d = deployment(&admin, dep).await;
+        (d["rings"][0]["hosts"] == json!({ "succeeded": 1 })).then_some(())
     })
     .await;
-
-    // The two healthy hosts: patched, and the deployment succeeds.
-    let (status, created) = admin.post("/api/v1/deployments", create_body("the rest", &ids[1..], json!({}))).await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let dep2 = created["id"].as_i64().unwrap();
-    let done = until_status(&m, &admin, dep2, "succeeded", SignedDuration::ZERO, logs).await;
-    assert_eq!(done["hosts"]["succeeded"], 2, "{done}");
-    for (a, _) in &agents[1..] {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let soaking = deployment(&admin, dep).await;
+    assert_eq!(
+        (soaking["current_ring"].as_u64(), soaking["rings"][1]["hosts"].clone()),
+        (Some(0), json!({ "queued": 2 })),
+        "{soaking}"
+    );
+    let done = until_status(&m, &admin, dep, "succeeded", SignedDuration::from_mins(2), logs).await;
+    assert_eq!(done["hosts"], json!({ "succeeded": 3 }), "{done}");
+    assert_eq!(done["current_ring"], 1, "{done}");
+    assert_eq!(done["rings"][0]["hosts"], json!({ "succeeded": 1 }), "{done}");
+    for (a, _) in &agents {
         assert_eq!(a.sandbox.version_of("other").as_deref(), Some("1.2-1"));
     }
+    assert_eq!(audit_actions(&admin, "deployment.retry").await[0]["details"]["hosts"], 1);
 
     // Rolled back as a whole: every host returns to 1.0-1.
-    let (status, body) = admin.post(&format!("/api/v1/deployments/{dep2}/rollback"), json!({})).await;
+    let (status, body) = admin.post(&format!("/api/v1/deployments/{dep}/rollback"), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    until_status(&m, &admin, dep2, "rolled_back", SignedDuration::ZERO, logs).await;
-    for (a, _) in &agents[1..] {
+    let rolled = until_status(&m, &admin, dep, "rolled_back", SignedDuration::ZERO, logs).await;
+    assert_eq!(rolled["hosts"], json!({ "rolled_back": 3 }), "{rolled}");
+    for (a, _) in &agents {
         assert_eq!(a.sandbox.version_of("other").as_deref(), Some("1.0-1"));
     }
     assert_eq!(audit_actions(&admin, "deployment.rollback").await.len(), 1);
+    let dep2 = dep;
     // A final deployment cannot be approved or retried.
     let (status, _) = admin.post(&format!("/api/v1/deployments/{dep2}/approve"), json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, _) = admin.post(&format!("/api/v1/deployments/{dep2}/retry"), json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT);
 
-    // The workers view: this manager's worker, alive, with runs.
-    let (status, workers) = admin.get("/api/v1/workers").await;
-    assert_eq!(status, StatusCode::OK, "{workers}");
-    assert_eq!(workers["healthy"], 1, "{workers}");
+    // The workers view: this manager's worker, alive (its next heartbeat, 10 s apart, catches
+    // up with the clock the test moved), with runs.
+    let workers = eventually(LIMIT, "a healthy worker", String::new, || async {
+        let (status, workers) = admin.get("/api/v1/workers").await;
+        assert_eq!(status, StatusCode::OK, "{workers}");
+        (workers["healthy"] == 1).then_some(workers)
+    })
+    .await;
     assert!(workers["workers"][0]["jobs_run"].as_u64().is_some(), "{workers}");
     for (mut a, _) in agents {
         a.stop();

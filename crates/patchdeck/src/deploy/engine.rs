@@ -65,13 +65,17 @@ pub async fn advance(state: &AppState, id: DeploymentId) -> anyhow::Result<JobOu
         | DeploymentStatus::Failed
         | DeploymentStatus::RolledBack => {}
     }
+    let changed = step.deployment != deployment;
     deployment = step.deployment.clone();
-    if deployment.status != before {
+    if changed {
+        // Status, ring, soak start: saved only if no user changed the status meanwhile.
         if !state.store().save_deployment(&deployment, before, state.now()).await? {
             // A user changed it meanwhile (cancelled, approved): run again on what they did.
             return Ok(JobOutcome::Again(state.now()));
         }
-        announce(state, &deployment, before).await;
+        if deployment.status != before {
+            announce(state, &deployment, before).await;
+        }
     }
     Ok(match step.next {
         Some(at) => JobOutcome::Again(at),
@@ -185,6 +189,8 @@ impl Step<'_> {
             }
             let in_ring: Vec<&DeploymentHost> = hosts.iter().filter(|h| h.ring == ring).collect();
             if hosts.iter().any(|h| h.ring <= ring && !h.state.is_final()) {
+                // Not finished (again, after a retry): the soak time counts from its end.
+                self.deployment.ring_finished_at = None;
                 return Ok(());
             }
             let finished_at = *self.deployment.ring_finished_at.get_or_insert(self.now);

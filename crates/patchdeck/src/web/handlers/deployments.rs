@@ -701,8 +701,8 @@ pub async fn cancel_deployment(
     answer(&state, &principal, &cancelled).await
 }
 
-/// Retries the failed hosts of a finished or halted deployment (and, after a halt, goes on
-/// with the rollout): they are planned with the same versions and run again.
+/// Retries the failed (and rolled-back) hosts of a finished or halted deployment, with the same
+/// plan; after a halt the rollout goes on once their ring reaches its threshold.
 #[utoipa::path(post, path = "/api/v1/deployments/{id}/retry", tag = "deployments", params(("id" = i64, Path)),
     responses((status = 200, body = DeploymentView), (status = 404), (status = 409)))]
 pub async fn retry_deployment(
@@ -719,8 +719,15 @@ pub async fn retry_deployment(
         )));
     }
     let now = state.now();
-    let retried =
-        state.store().reset_deployment_hosts(deployment.id, HostRunState::Failed, HostRunState::Queued, now).await?;
+    let retried = state
+        .store()
+        .reset_deployment_hosts(
+            deployment.id,
+            &[HostRunState::Failed, HostRunState::RolledBack],
+            HostRunState::Queued,
+            now,
+        )
+        .await?;
     let running =
         state.store().transition_deployment(deployment.id, &from, DeploymentStatus::Running, None, now).await?;
     audit_action(
@@ -808,12 +815,15 @@ pub async fn set_group_policy(
     Json(body): Json<GroupPolicyBody>,
 ) -> ApiResult<Json<GroupPolicyBody>> {
     state.store().get_group(GroupId(id)).await?.ok_or_else(|| ApiError::not_found("group"))?;
-    // The agent's own validation, through the command it will receive.
-    let command = json!({ "type": "health_check", "units": body.health_units, "probes": body.health_probes });
-    let parsed: patchdeck_proto::agent::Command =
-        serde_json::from_value(command).map_err(|e| ApiError::validation("health_probes", e.to_string()))?;
-    super::commands::check_command(&parsed)
-        .map_err(|e| ApiError::validation(&format!("health_{}", e.field), e.message))?;
+    // The agent's own validation, through the command it will receive (no checks at all is a
+    // policy without health checks).
+    if !body.health_units.is_empty() || !body.health_probes.is_empty() {
+        let command = json!({ "type": "health_check", "units": body.health_units, "probes": body.health_probes });
+        let parsed: patchdeck_proto::agent::Command =
+            serde_json::from_value(command).map_err(|e| ApiError::validation("health_probes", e.to_string()))?;
+        super::commands::check_command(&parsed)
+            .map_err(|e| ApiError::validation(&format!("health_{}", e.field), e.message))?;
+    }
     let policy = GroupPolicy {
         require_approval: body.require_approval,
         health_units: body.health_units.clone(),
