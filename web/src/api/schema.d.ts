@@ -817,8 +817,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Retries the failed hosts of a finished or halted deployment (and, after a halt, goes on
-         *     with the rollout): they are planned with the same versions and run again.
+         * Retries the failed (and rolled-back) hosts of a finished or halted deployment, with the same
+         *     plan; after a halt the rollout goes on once their ring reaches its threshold.
          */
         post: operations["retry_deployment"];
         delete?: never;
