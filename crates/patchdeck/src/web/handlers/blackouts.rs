@@ -173,9 +173,7 @@ pub async fn list_blackouts(
         ..BlackoutFilter::new(principal.scope())
     };
     let blackouts = state.store().list_blackouts(&filter).await?;
-    let skip = usize::try_from(paging.offset).unwrap_or(usize::MAX);
-    let items = blackouts.iter().skip(skip).take(paging.limit as usize).map(BlackoutView::from).collect();
-    Ok(Json(ListResponse { items, total: blackouts.len() as u64, limit: paging.limit, offset: paging.offset }))
+    Ok(Json(super::page_of_all(&blackouts, paging, |b| BlackoutView::from(b))))
 }
 
 /// One blackout (404 for another group's).

@@ -266,9 +266,7 @@ pub async fn list_maintenance_windows(
     };
     let windows = state.store().list_maintenance_windows(&filter).await?;
     let now = state.now();
-    let skip = usize::try_from(paging.offset).unwrap_or(usize::MAX);
-    let items = windows.iter().skip(skip).take(paging.limit as usize).map(|w| view(w, now)).collect();
-    Ok(Json(ListResponse { items, total: windows.len() as u64, limit: paging.limit, offset: paging.offset }))
+    Ok(Json(super::page_of_all(&windows, paging, |w| view(w, now))))
 }
 
 /// One window (404 outside the caller's scope).

@@ -73,6 +73,19 @@ pub fn page_of<R, T>(page: Page<R>, paging: Paging, view: impl Fn(&R) -> T) -> L
     }
 }
 
+/// One page of rows already in memory (a short list the store returns whole), in the API's
+/// list shape; `total` counts them all.
+pub fn page_of_all<R, T>(rows: &[R], paging: Paging, view: impl Fn(&R) -> T) -> ListResponse<T> {
+    let start = usize::try_from(paging.offset).unwrap_or(usize::MAX).min(rows.len());
+    let end = start.saturating_add(paging.limit as usize).min(rows.len());
+    ListResponse {
+        items: rows[start..end].iter().map(view).collect(),
+        total: rows.len() as u64,
+        limit: paging.limit,
+        offset: paging.offset,
+    }
+}
+
 /// `?order=asc|desc`.
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
