@@ -40,6 +40,7 @@
 mod audit;
 mod certificates;
 mod commands;
+mod compliance;
 mod config;
 mod deployments;
 mod error;
@@ -65,6 +66,7 @@ pub use certificates::{Certificate, CertificateFilter, CertificateKind, NewCerti
 pub use commands::{
     CommandFilter, CommandRecord, NewCommand, ResultOutcome, NOT_DELIVERED, NO_RESULT, REJECTED_PREFIX,
 };
+pub use compliance::{utc_day, ComplianceSample, FleetSummary, SeverityCounts, COMPLIANCE_SAMPLE_DAYS};
 pub use config::{DatabaseConfig, StoreOptions};
 pub use deployments::{
     Deployment, DeploymentFilter, DeploymentHost, DeploymentStatus, GroupPolicy, HostRunState, NewDeployment,

@@ -132,6 +132,7 @@ fn hostnames(hosts: &[Host]) -> Vec<&str> {
 
 conformance!(
     migrations_are_idempotent_and_the_pool_reports_stats,
+    fleet_summary_severities_and_compliance_samples_respect_the_scope,
     users_create_get_and_conflict,
     users_list_filters_sorts_and_pages,
     users_update_delete_and_cascade,
@@ -2514,4 +2515,116 @@ async fn concurrent_identical_results_apply_once(h: &Harness) {
     }
     assert_eq!((applied.len(), duplicates), (1, 7));
     assert_eq!(store.get_command(command.id).await.unwrap().unwrap(), applied[0], "stored once, by the winner");
+}
+
+async fn fleet_summary_severities_and_compliance_samples_respect_the_scope(h: &Harness) {
+    let store = &h.store;
+    let web = store.create_group("web", "", at(T0)).await.unwrap();
+    let db = store.create_group("db", "", at(T0)).await.unwrap();
+    let host =
+        |name: &'static str| async move { store.create_host(&new_host(name, Transport::Pull), at(T0)).await.unwrap() };
+    // web-1: web, 2 security updates (important, critical), needs a reboot, online.
+    // web-2: web and db, compliant. db-1: db, 1 security update (no severity), offline.
+    // loose: no group, compliant. fresh: never scanned. waiting: enrolled, not approved.
+    let (web1, web2, db1, loose, _fresh) =
+        (host("web-1").await, host("web-2").await, host("db-1").await, host("loose").await, host("fresh").await);
+    let waiting = store.create_host(&new_host("waiting", Transport::Pull), at(T0)).await.unwrap();
+    store.set_host_approval(waiting.id, Approval::Pending, at(T0)).await.unwrap();
+    for (host, group) in [(web1.id, web.id), (web2.id, web.id), (web2.id, db.id), (db1.id, db.id)] {
+        store.add_host_to_group(host, group).await.unwrap();
+    }
+    let mut critical = update("openssl", "3.0.11-1", "3.0.13-1", SecurityClass::Security);
+    critical.security.severity = Some("Critical".into());
+    let mut web1_scan = scan(
+        BackendKind::Apt,
+        vec![],
+        vec![
+            update("libc6", "2.36-9", "2.36-9+deb12u4", SecurityClass::Security),
+            critical,
+            update("bash", "5.2.15-2+b2", "5.2.15-2+b3", SecurityClass::NotSecurity),
+        ],
+    );
+    web1_scan.reboot.required = true;
+    store.replace_inventory(web1.id, &web1_scan, "sha256:w1", at(T0 + 10)).await.unwrap();
+    let mut unrated = update("curl", "7.88.1-10", "7.88.1-10+deb12u5", SecurityClass::Security);
+    unrated.security.severity = None;
+    store
+        .replace_inventory(db1.id, &scan(BackendKind::Apt, vec![], vec![unrated]), "sha256:d1", at(T0 + 10))
+        .await
+        .unwrap();
+    for compliant in [web2.id, loose.id, waiting.id] {
+        store
+            .replace_inventory(compliant, &scan(BackendKind::Apt, vec![], vec![]), "sha256:c", at(T0 + 10))
+            .await
+            .unwrap();
+    }
+    store.set_host_status(web1.id, HostStatus::Online, Some(at(T0 + 20)), at(T0 + 20)).await.unwrap();
+    store.set_host_status(db1.id, HostStatus::Offline, None, at(T0 + 20)).await.unwrap();
+
+    let all = store.fleet_summary(&Scope::All).await.unwrap();
+    assert_eq!(
+        all,
+        FleetSummary {
+            total: 5,
+            pending: 3,
+            online: 1,
+            offline: 1,
+            unreachable: 0,
+            degraded: 0,
+            reboot_required: 1,
+            unscanned: 1,
+            scanned: 4,
+            compliant: 2,
+        },
+        "the unapproved host counts nowhere; the unscanned one in neither part of compliance"
+    );
+    let (severity, hosts) = store.security_updates_by_severity(&Scope::All).await.unwrap();
+    assert_eq!(severity, SeverityCounts { critical: 1, high: 1, medium: 0, low: 0, unspecified: 1 });
+    assert_eq!(hosts, 2, "two hosts have security updates; the bash update is not one");
+
+    // A user of group db sees db-1, web-2 (also in db) and the ungrouped hosts.
+    let db_scope = Scope::Groups(vec![db.id]);
+    let scoped = store.fleet_summary(&db_scope).await.unwrap();
+    assert_eq!((scoped.total, scoped.scanned, scoped.compliant, scoped.offline), (4, 3, 2, 1), "{scoped:?}");
+    let (severity, hosts) = store.security_updates_by_severity(&db_scope).await.unwrap();
+    assert_eq!((severity.total(), severity.unspecified, hosts), (1, 1, 1));
+
+    // Samples: one per day; a later sample of the same day replaces the earlier one.
+    let day1 = at(T0 + 30);
+    store.record_compliance_sample(day1).await.unwrap();
+    let fixed = scan(BackendKind::Apt, vec![], vec![]);
+    store.replace_inventory(db1.id, &fixed, "sha256:d1b", at(T0 + 40)).await.unwrap();
+    let day2 = at(T0 + 86_400);
+    store.record_compliance_sample(day2).await.unwrap();
+    store.replace_inventory(web1.id, &fixed, "sha256:w1b", at(T0 + 86_500)).await.unwrap();
+    store.record_compliance_sample(at(T0 + 86_600)).await.unwrap();
+    let (first, second) = (utc_day(day1), utc_day(day2));
+    let trend = store.compliance_trend(&Scope::All, first, second).await.unwrap();
+    assert_eq!(
+        trend,
+        vec![
+            ComplianceSample { day: first, scanned: 4, compliant: 2 },
+            ComplianceSample { day: second, scanned: 4, compliant: 4 },
+        ],
+        "the second day's latest sample wins"
+    );
+    let trend = store.compliance_trend(&db_scope, first, second).await.unwrap();
+    assert_eq!(
+        trend.iter().map(|s| (s.scanned, s.compliant)).collect::<Vec<_>>(),
+        vec![(3, 2), (3, 3)],
+        "web-2 (in web and db) counts once; web-1 is not in db's scope"
+    );
+    let web_only = store.compliance_trend(&Scope::Groups(vec![web.id]), second, second).await.unwrap();
+    assert_eq!((web_only[0].scanned, web_only[0].compliant), (3, 3), "web-1, web-2 and the ungrouped host");
+    assert!(store
+        .compliance_trend(&Scope::All, second.tomorrow().unwrap(), second.tomorrow().unwrap())
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Samples older than the kept period go when a new one is taken.
+    let much_later = at(T0 + 86_400 * (COMPLIANCE_SAMPLE_DAYS + 5));
+    store.record_compliance_sample(much_later).await.unwrap();
+    let kept = store.compliance_trend(&Scope::All, first, utc_day(much_later)).await.unwrap();
+    assert_eq!(kept.iter().map(|s| s.day).collect::<Vec<_>>(), vec![utc_day(much_later)]);
 }

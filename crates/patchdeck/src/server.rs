@@ -244,8 +244,8 @@ pub fn random_password() -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// Hourly: prunes the audit log past its retention (and records that it did), and forgets
-/// sessions that ended more than a day ago.
+/// Hourly: prunes the audit log past its retention (and records that it did), forgets
+/// sessions that ended more than a day ago, and takes the day's compliance sample.
 async fn upkeep(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -316,5 +316,9 @@ pub async fn run_upkeep(state: &AppState) {
         Ok(0) => {}
         Ok(n) => tracing::debug!(deleted = n, "forgot ended sessions"),
         Err(e) => tracing::warn!(error = %e, "session cleanup failed"),
+    }
+    // The dashboard's compliance trend: today's sample, replaced each hour until the day ends.
+    if let Err(e) = state.store().record_compliance_sample(state.now()).await {
+        tracing::warn!(error = %e, "taking the compliance sample failed");
     }
 }

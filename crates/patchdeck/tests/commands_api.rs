@@ -553,6 +553,79 @@ both_backends!(inventories_are_listed_and_searched_across_formats, |m: TestManag
     m.stop().await;
 });
 
+both_backends!(the_dashboard_counts_the_callers_hosts_and_keeps_a_daily_trend, |m: TestManager| async move {
+    let f = fleet(&m).await;
+    let store = m.state.store();
+    let vulnerable = report(BackendKind::Apt, &[], &[("openssl", "3.0.11-1~deb12u2", "3.0.13-1~deb12u1", true)]);
+    let clean = report(BackendKind::Apt, &[], &[("bash", "5.2.15-2+b2", "5.2.15-2+b7", false)]);
+    for (host, report) in [(f.web, &vulnerable), (f.db, &vulnerable), (f.free, &clean)] {
+        store.replace_inventory(HostId(host), report, &inventory_hash(report), m.state.now()).await.unwrap();
+    }
+    // Yesterday's sample, taken by the hourly upkeep; then the web host is patched.
+    patchdeck::server::run_upkeep(&m.state).await;
+    m.advance(SignedDuration::from_hours(24));
+    store.replace_inventory(HostId(f.web), &clean, &inventory_hash(&clean), m.state.now()).await.unwrap();
+
+    let (status, admin) = f.admin.get("/api/v1/dashboard").await;
+    assert_eq!(status, StatusCode::OK, "{admin}");
+    assert_eq!(
+        admin["hosts"],
+        json!({ "total": 3, "pending": 3, "online": 0, "offline": 0, "unreachable": 0, "degraded": 0,
+                "reboot_required": 0, "unscanned": 0 })
+    );
+    assert_eq!(admin["compliance"], json!({ "scanned": 3, "compliant": 2, "percent": 66.7 }));
+    assert_eq!(
+        admin["security_updates"],
+        json!({ "total": 1, "hosts": 1,
+                "by_severity": { "critical": 0, "high": 1, "medium": 0, "low": 0, "unspecified": 0 } })
+    );
+    let trend = admin["trend"].as_array().unwrap();
+    assert_eq!(trend.len(), 2, "yesterday's sample and today, live: {trend:?}");
+    assert_eq!((&trend[0]["compliant"], &trend[0]["percent"]), (&json!(1), &json!(33.3)));
+    assert_eq!((&trend[1]["compliant"], &trend[1]["percent"]), (&json!(2), &json!(66.7)));
+    let today = m.state.now().to_zoned(jiff::tz::TimeZone::UTC).date().to_string();
+    assert_eq!(trend[1]["day"], today);
+
+    // The operator sees the web host and the ungrouped one, now and in the trend.
+    let (_, olga) = f.operator.get("/api/v1/dashboard").await;
+    assert_eq!((&olga["hosts"]["total"], &olga["compliance"]["compliant"]), (&json!(2), &json!(2)), "{olga}");
+    assert_eq!(olga["security_updates"]["hosts"], 0, "the db host's update is out of scope");
+    let trend: Vec<(i64, i64)> = olga["trend"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["scanned"].as_i64().unwrap(), d["compliant"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(trend, [(2, 1), (2, 2)]);
+
+    let (_, one_day) = f.viewer.get("/api/v1/dashboard?days=1").await;
+    assert_eq!(one_day["trend"].as_array().unwrap().len(), 1, "only today: {one_day}");
+    for bad in ["0", "366", "many"] {
+        let (status, body) = f.viewer.get(&format!("/api/v1/dashboard?days={bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "days={bad}: {body}");
+    }
+    let (status, body) = f.viewer.get("/api/v1/dashboard?days=0").await;
+    assert_eq!(invalid_field(status, &body), "days");
+
+    // The configuration page's numbers, for admins only.
+    let (status, config) = f.admin.get("/api/v1/settings/config").await;
+    assert_eq!(status, StatusCode::OK, "{config}");
+    let settings = m.state.config();
+    assert_eq!(config["agents"]["checkin_interval_secs"], settings.agents.checkin_interval_secs);
+    assert_eq!(config["audit"]["retention_days"], settings.audit.retention_days);
+    assert_eq!(config["auth"]["lockout_threshold"], settings.auth.lockout_threshold);
+    let (status, token) = f
+        .admin
+        .post("/api/v1/registration-tokens", json!({ "label": "dash", "seats": 1, "expires_in_hours": 1 }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{token}");
+    let ca = config["signing"]["ca_fingerprint"].as_str().unwrap();
+    assert!(token["install_command"].as_str().unwrap().ends_with(&format!("--ca-fingerprint {ca}")), "{token}");
+    assert!(!config["signing"]["command_key_fingerprint"].as_str().unwrap().is_empty());
+    assert_eq!(f.operator.get("/api/v1/settings/config").await.0, StatusCode::FORBIDDEN);
+    m.stop().await;
+});
+
 both_backends!(live_events_reach_only_the_users_who_may_see_the_host, |m: TestManager| async move {
     let f = fleet(&m).await;
     // A signed-in browser session (cookies) for the admin, an API token for the operator.

@@ -708,6 +708,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/dashboard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The fleet at a glance: hosts per status, compliance now and its daily trend, pending
+         *     security updates per severity; only hosts the caller may see.
+         */
+        get: operations["get_dashboard"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/deployments": {
         parameters: {
             query?: never;
@@ -1548,6 +1568,26 @@ export interface paths {
         patch: operations["update_settings"];
         trace?: never;
     };
+    "/api/v1/settings/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The intervals, retention periods and session limits in effect (from the configuration file
+         *     and `PATCHDECK_*` environment), and the fingerprints agents pin.
+         */
+        get: operations["get_manager_config"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/settings/sso": {
         parameters: {
             query?: never;
@@ -1705,6 +1745,11 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description The manager's check-in interval (`[agents]`). */
+        AgentsConfigView: {
+            /** Format: int64 */
+            checkin_interval_secs: number;
+        };
         /** @description A personal API token as listed (the secret is shown only once, at creation). */
         ApiTokenView: {
             created_at: string;
@@ -1735,6 +1780,21 @@ export interface components {
             prev_hash: string;
             source_ip?: string | null;
             target?: string | null;
+        };
+        /** @description Session lifetimes and lockout (`[auth]`). */
+        AuthConfigView: {
+            /** Format: int64 */
+            access_token_minutes: number;
+            /** Format: int64 */
+            api_token_max_days: number;
+            /** Format: int64 */
+            lockout_minutes: number;
+            /** Format: int32 */
+            lockout_threshold: number;
+            /** Format: int64 */
+            refresh_idle_minutes: number;
+            /** Format: int64 */
+            session_max_hours: number;
         };
         /** @description How users can sign in (for the login page). */
         AuthMethods: {
@@ -1863,6 +1923,32 @@ export interface components {
             /** @description `pending`, `sent`, `running`, `completed`, `failed`, `timed_out` or `cancelled`. */
             state: string;
         };
+        /** @description Scanned hosts with no pending security update, of all scanned hosts. */
+        Compliance: {
+            /** Format: int64 */
+            compliant: number;
+            /**
+             * Format: double
+             * @description 0–100, rounded to one decimal; `null` when no host has been scanned.
+             */
+            percent?: number | null;
+            /** Format: int64 */
+            scanned: number;
+        };
+        /** @description One day of the compliance trend (a UTC day). */
+        ComplianceDay: {
+            /** Format: int64 */
+            compliant: number;
+            /**
+             * @description `YYYY-MM-DD`.
+             * @example 2026-12-04
+             */
+            day: string;
+            /** Format: double */
+            percent?: number | null;
+            /** Format: int64 */
+            scanned: number;
+        };
         CreateApiTokenRequest: {
             /**
              * Format: int32
@@ -1969,6 +2055,52 @@ export interface components {
             password?: string | null;
             user: components["schemas"]["UserView"];
         };
+        /** @description Approved hosts the caller can see, counted. */
+        DashboardHosts: {
+            /** Format: int64 */
+            degraded: number;
+            /** Format: int64 */
+            offline: number;
+            /** Format: int64 */
+            online: number;
+            /** Format: int64 */
+            pending: number;
+            /**
+             * Format: int64
+             * @description Hosts whose last check-in or poll said a reboot is needed.
+             */
+            reboot_required: number;
+            /** Format: int64 */
+            total: number;
+            /** Format: int64 */
+            unreachable: number;
+            /**
+             * Format: int64
+             * @description Hosts never scanned (they count in neither part of the compliance percentage).
+             */
+            unscanned: number;
+        };
+        /** @description Pending security updates of the hosts the caller can see. */
+        DashboardSecurity: {
+            by_severity: components["schemas"]["SecurityBySeverity"];
+            /**
+             * Format: int64
+             * @description Hosts with at least one.
+             */
+            hosts: number;
+            /** Format: int64 */
+            total: number;
+        };
+        /** @description The dashboard's fleet numbers. */
+        DashboardView: {
+            compliance: components["schemas"]["Compliance"];
+            /** Format: date-time */
+            generated_at: string;
+            hosts: components["schemas"]["DashboardHosts"];
+            security_updates: components["schemas"]["DashboardSecurity"];
+            /** @description Oldest first; days without a sample are left out; the last entry is today, live. */
+            trend: components["schemas"]["ComplianceDay"][];
+        };
         /** @description A delivery in the outbox. */
         DeliveryView: {
             /** Format: int32 */
@@ -2067,6 +2199,13 @@ export interface components {
              * @description Hosts in the caller's scope, all states.
              */
             total_hosts: number;
+        };
+        /** @description The deployment engine's poll and the retention of finished work (`[deployments]`). */
+        DeploymentsConfigView: {
+            /** Format: int64 */
+            poll_interval_secs: number;
+            /** Format: int64 */
+            retention_days: number;
         };
         /** @description An address that accepted a connection on the agents' port. */
         DiscoveredHostView: {
@@ -2931,6 +3070,19 @@ export interface components {
             status: string;
             user?: null | components["schemas"]["UserView"];
         };
+        /**
+         * @description The configuration in effect that is set in the manager's configuration file or environment
+         *     (changed by a restart, not here), and the fingerprints agents pin. No secret is in it.
+         */
+        ManagerConfigView: {
+            agents: components["schemas"]["AgentsConfigView"];
+            audit: components["schemas"]["RetentionView"];
+            auth: components["schemas"]["AuthConfigView"];
+            deployments: components["schemas"]["DeploymentsConfigView"];
+            notifications: components["schemas"]["RetentionView"];
+            push: components["schemas"]["PushConfigView"];
+            signing: components["schemas"]["SigningView"];
+        };
         /** @description The caller. */
         MeResponse: {
             /** @description Second factors set up: `totp`, `passkey`. */
@@ -3064,6 +3216,13 @@ export interface components {
             /** @description Its private key (PEM). Shown only in this response; the manager does not keep it. */
             server_key: string;
         };
+        /** @description How often push hosts are polled (`[push]`). */
+        PushConfigView: {
+            /** Format: int64 */
+            health_interval_secs: number;
+            /** Format: int64 */
+            inventory_interval_secs: number;
+        };
         /** @description Recovery codes, shown once. */
         RecoveryCodesResponse: {
             recovery_codes: string[];
@@ -3103,6 +3262,11 @@ export interface components {
          * @enum {string}
          */
         Restriction: "password_change" | "mfa_enrollment";
+        /** @description A retention period. */
+        RetentionView: {
+            /** Format: int64 */
+            retention_days: number;
+        };
         /** @description Why a certificate is revoked. */
         RevokeRequest: {
             /** @description Free text, e.g. "host decommissioned" (1–200 characters). */
@@ -3201,6 +3365,34 @@ export interface components {
             recipients: string[];
             updated_at: string;
         };
+        /** @description Pending security updates (one per host and package), by severity. */
+        SecurityBySeverity: {
+            /**
+             * Format: int64
+             * @description `critical`, `emergency`.
+             */
+            critical: number;
+            /**
+             * Format: int64
+             * @description `important`, `high`.
+             */
+            high: number;
+            /**
+             * Format: int64
+             * @description `low`, `negligible`, `unimportant`.
+             */
+            low: number;
+            /**
+             * Format: int64
+             * @description `moderate`, `medium`.
+             */
+            medium: number;
+            /**
+             * Format: int64
+             * @description No severity given, or another word.
+             */
+            unspecified: number;
+        };
         /** @description A session as its owner sees it. */
         SessionView: {
             created_at: string;
@@ -3242,6 +3434,11 @@ export interface components {
             enrollment_requires_approval?: boolean | null;
             /** @description Local accounts must set up a second factor before using anything else. */
             mfa_required?: boolean | null;
+        };
+        /** @description What agents pin: the command-signing key's and the CA's fingerprints. */
+        SigningView: {
+            ca_fingerprint: string;
+            command_key_fingerprint: string;
         };
         /** @description A host a fleet-wide command was not queued for. */
         SkippedHost: {
@@ -4945,6 +5142,33 @@ export interface operations {
                 content?: never;
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    get_dashboard: {
+        parameters: {
+            query?: {
+                days?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardView"];
+                };
+            };
+            400: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7027,6 +7251,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    get_manager_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ManagerConfigView"];
+                };
             };
         };
     };

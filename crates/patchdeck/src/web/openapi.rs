@@ -8,8 +8,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::handlers::notifications;
 use super::handlers::{
-    agent, audit, auth, ca, commands, deployments, discoveries, enrollments, events, groups, health, hosts, inventory,
-    passkeys, registration_tokens, settings, sso, users,
+    agent, audit, auth, ca, commands, dashboard, deployments, discoveries, enrollments, events, groups, health, hosts,
+    inventory, passkeys, registration_tokens, settings, sso, users,
 };
 use super::handlers::{blackouts, maintenance_windows};
 
@@ -29,7 +29,8 @@ use super::handlers::{blackouts, maintenance_windows};
         hosts::list_hosts, hosts::create_host, hosts::get_host, hosts::delete_host,
         registration_tokens::list_registration_tokens, registration_tokens::create_registration_token,
         registration_tokens::get_registration_token, registration_tokens::delete_registration_token,
-        settings::get_settings, settings::update_settings,
+        settings::get_settings, settings::update_settings, settings::get_manager_config,
+        dashboard::get_dashboard,
         ca::get_ca_certificate, ca::get_crl, ca::list_certificates, ca::create_certificate, ca::get_certificate,
         ca::renew_certificate, ca::revoke_certificate, ca::create_push_bundle,
         audit::list_audit, audit::verify_audit, audit::export_audit,

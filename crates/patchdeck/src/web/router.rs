@@ -20,8 +20,8 @@ use super::authz::{authorize, Permission};
 use super::handlers::agent::authorize_agent;
 use super::handlers::notifications;
 use super::handlers::{
-    agent, audit, auth, ca, commands, deployments, discoveries, enrollments, events, groups, health, hosts, inventory,
-    passkeys, registration_tokens, settings, sso, users,
+    agent, audit, auth, ca, commands, dashboard, deployments, discoveries, enrollments, events, groups, health, hosts,
+    inventory, passkeys, registration_tokens, settings, sso, users,
 };
 use super::handlers::{blackouts, maintenance_windows};
 use crate::state::AppState;
@@ -167,6 +167,9 @@ pub fn api(state: AppState) -> (Router, Vec<RouteSpec>) {
         // Settings (admins)
         .add(M::GET, "/api/v1/settings", P::Admin, settings::get_settings)
         .add(M::PATCH, "/api/v1/settings", P::Admin, settings::update_settings)
+        .add(M::GET, "/api/v1/settings/config", P::Admin, settings::get_manager_config)
+        // The dashboard's fleet numbers (scoped)
+        .add(M::GET, "/api/v1/dashboard", P::HostsRead, dashboard::get_dashboard)
         // Internal CA
         .add(M::GET, "/api/v1/ca/certificate", P::Public, ca::get_ca_certificate)
         .add(M::GET, "/api/v1/ca/crl", P::Public, ca::get_crl)

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod blackouts;
 pub mod ca;
 pub mod commands;
+pub mod dashboard;
 pub mod deployments;
 pub mod discoveries;
 pub mod enrollments;

@@ -116,3 +116,94 @@ pub async fn update_settings(
     state.settings_changed();
     Ok(Json(Settings::load(state.store()).await?))
 }
+
+/// The manager's check-in interval (`[agents]`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentsConfigView {
+    pub checkin_interval_secs: u64,
+}
+
+/// How often push hosts are polled (`[push]`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PushConfigView {
+    pub health_interval_secs: u64,
+    pub inventory_interval_secs: u64,
+}
+
+/// The deployment engine's poll and the retention of finished work (`[deployments]`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeploymentsConfigView {
+    pub poll_interval_secs: u64,
+    pub retention_days: u64,
+}
+
+/// A retention period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetentionView {
+    pub retention_days: u64,
+}
+
+/// Session lifetimes and lockout (`[auth]`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthConfigView {
+    pub access_token_minutes: u64,
+    pub refresh_idle_minutes: u64,
+    pub session_max_hours: u64,
+    pub lockout_threshold: u32,
+    pub lockout_minutes: u64,
+    pub api_token_max_days: u64,
+}
+
+/// What agents pin: the command-signing key's and the CA's fingerprints.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SigningView {
+    pub command_key_fingerprint: String,
+    pub ca_fingerprint: String,
+}
+
+/// The configuration in effect that is set in the manager's configuration file or environment
+/// (changed by a restart, not here), and the fingerprints agents pin. No secret is in it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ManagerConfigView {
+    pub agents: AgentsConfigView,
+    pub push: PushConfigView,
+    pub deployments: DeploymentsConfigView,
+    pub audit: RetentionView,
+    pub notifications: RetentionView,
+    pub auth: AuthConfigView,
+    pub signing: SigningView,
+}
+
+/// The intervals, retention periods and session limits in effect (from the configuration file
+/// and `PATCHDECK_*` environment), and the fingerprints agents pin.
+#[utoipa::path(get, path = "/api/v1/settings/config", tag = "settings",
+    responses((status = 200, body = ManagerConfigView)))]
+pub async fn get_manager_config(State(state): State<AppState>) -> ApiResult<Json<ManagerConfigView>> {
+    let config = state.config();
+    let auth = &config.auth;
+    Ok(Json(ManagerConfigView {
+        agents: AgentsConfigView { checkin_interval_secs: config.agents.checkin_interval_secs },
+        push: PushConfigView {
+            health_interval_secs: config.push.health_interval_secs,
+            inventory_interval_secs: config.push.inventory_interval_secs,
+        },
+        deployments: DeploymentsConfigView {
+            poll_interval_secs: config.deployments.poll_interval_secs,
+            retention_days: config.deployments.retention_days,
+        },
+        audit: RetentionView { retention_days: config.audit.retention_days },
+        notifications: RetentionView { retention_days: config.notifications.retention_days },
+        auth: AuthConfigView {
+            access_token_minutes: auth.access_token_minutes,
+            refresh_idle_minutes: auth.refresh_idle_minutes,
+            session_max_hours: auth.session_max_hours,
+            lockout_threshold: auth.lockout_threshold,
+            lockout_minutes: auth.lockout_minutes,
+            api_token_max_days: auth.api_token_max_days,
+        },
+        signing: SigningView {
+            command_key_fingerprint: state.keys().command_key.verifying_key().fingerprint(),
+            ca_fingerprint: state.keys().ca.fingerprint(),
+        },
+    }))
+}
