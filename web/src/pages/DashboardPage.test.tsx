@@ -295,6 +295,18 @@ describe("Dashboard", () => {
     expect(within(card).getByRole("link", { name: "Workers and job queue" })).toHaveAttribute("href", "/workers");
   });
 
+  it("re-reads every card every minute", async () => {
+    mockFetch(routes());
+    const { client } = renderApp("/");
+    expect(await screen.findByText("60 hosts in total.")).toBeInTheDocument();
+    await screen.findByText("Weekend");
+    const interval = (key: unknown[]) => (client.getQueryCache().find({ queryKey: key, exact: true })?.options as { refetchInterval?: unknown } | undefined)?.refetchInterval;
+    expect(interval(["dashboard", "summary", 30])).toBe(60_000);
+    expect(interval(["maintenance-windows", "upcoming", 7])).toBe(60_000);
+    expect(interval(["deployments", "list", { limit: 5, offset: 0 }])).toBe(60_000);
+    expect(interval(["workers"])).toBe(60_000);
+  });
+
   it("re-reads the fleet numbers on a host event", async () => {
     const streams = mockEventSource();
     const mock = mockFetch(

@@ -76,6 +76,7 @@ describe("Security health page", () => {
     const soonest = within(within(certs).getByRole("list", { name: "Expiring first" })).getAllByRole("listitem");
     expect(soonest.map((li) => li.querySelector("p")?.textContent)).toEqual(["agent-old", "manager.example.com", "db-<i>1</i>", "web-2", "far"]);
     expect(soonest[0]).toHaveTextContent("expired");
+    expect(soonest[0]).toHaveTextContent(/agent · expired /);
     expect(within(soonest[0]!).getByRole("link", { name: "host 4" })).toHaveAttribute("href", "/hosts/4");
     expect(soonest[1]).toHaveTextContent("in 12 days");
     expect(soonest[1]).toHaveTextContent("manager");

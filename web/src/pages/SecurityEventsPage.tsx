@@ -168,7 +168,7 @@ function Certificates() {
                           <ExpiryChip cert={c} now={now} />
                         </Box>
                         <Typography variant="caption" color="text.secondary" component="div">
-                          {KIND_LABELS[c.kind] ?? c.kind} · expires <DateTime value={c.not_after} />
+                          {KIND_LABELS[c.kind] ?? c.kind} · {new Date(c.not_after).getTime() <= now ? "expired" : "expires"} <DateTime value={c.not_after} />
                           {c.host_id != null && (
                             <>
                               {" · "}
