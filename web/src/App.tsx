@@ -13,6 +13,7 @@ import { PLANNED, PlaceholderPage, type PlannedPage } from "./pages/PlaceholderP
 // Pages that most visits never open load on demand (the MFA page brings the QR encoder).
 const AccountPage = lazy(() => import("./pages/AccountPage").then((m) => ({ default: m.AccountPage })));
 const MfaSetupPage = lazy(() => import("./pages/MfaSetupPage").then((m) => ({ default: m.MfaSetupPage })));
+const DashboardPage = lazy(() => import("./pages/DashboardPage").then((m) => ({ default: m.DashboardPage })));
 const HostsPage = lazy(() => import("./pages/HostsPage").then((m) => ({ default: m.HostsPage })));
 const HostDetailPage = lazy(() => import("./pages/HostDetailPage").then((m) => ({ default: m.HostDetailPage })));
 const RegistrationTokensPage = lazy(() =>
@@ -94,7 +95,14 @@ export function AppRoutes() {
           </RequireSession>
         }
       >
-        <Route index element={<PlaceholderPage page={PLANNED.dashboard} />} />
+        <Route
+          index
+          element={
+            <Loading>
+              <DashboardPage />
+            </Loading>
+          }
+        />
         <Route
           path="hosts"
           element={

@@ -18,10 +18,12 @@ describe("live events", () => {
   it("refreshes only a host's own record on a status change, and its inventory on an inventory change", () => {
     expect(keysFor({ type: "host", host_id: 7, status: "offline", change: "status" })).toEqual([
       ["hosts", "list"],
+      ["dashboard"],
       ["hosts", "detail", 7, "self"],
     ]);
     expect(keysFor({ type: "host", host_id: 7, status: "online", change: "inventory" })).toEqual([
       ["hosts", "list"],
+      ["dashboard"],
       ["hosts", "detail", 7],
     ]);
     expect(keysFor({ type: "host", host_id: 7, status: "pending", change: "enrolled" })).toContainEqual(["enrollments"]);
@@ -31,12 +33,14 @@ describe("live events", () => {
     expect(keysFor({ type: "deployment", deployment_id: 3, status: "running" })).toEqual([
       ["deployments", "list"],
       ["deployments", "detail", 3, "self"],
+      ["dashboard"],
     ]);
     expect(keysFor({ type: "deployment_host", deployment_id: 3, host_id: 7, state: "verifying" })).toEqual([
       ["deployments", "list"],
       ["deployments", "detail", 3],
     ]);
     expect(RESYNC_KEYS).toContainEqual(["deployments"]);
+    expect(RESYNC_KEYS).toContainEqual(["dashboard"]);
   });
 
   it("invalidates a burst of events once per key", () => {

@@ -14,6 +14,7 @@
 import { useEffect, useState } from "react";
 import { useQueryClient, type QueryClient, type QueryKey } from "@tanstack/react-query";
 import { API_BASE, api } from "./client";
+import { dashboardKeys } from "./dashboard";
 import { keys } from "./fleet";
 import type { components } from "./schema";
 
@@ -77,7 +78,8 @@ export function keysFor(event: LiveEvent): QueryKey[] {
     case "command":
       return [keys.command(event.command_id), keys.hostCommands(event.host_id), keys.commands];
     case "host": {
-      const out: QueryKey[] = [["hosts", "list"]];
+      // The dashboard's fleet numbers count hosts by status, reboot and pending security updates.
+      const out: QueryKey[] = [["hosts", "list"], dashboardKeys.all];
       // A host's detail, and with an inventory change its packages and updates (prefix match).
       out.push(event.change === "inventory" ? keys.host(event.host_id) : keys.hostSelf(event.host_id));
       if (event.change === "enrolled" || event.change === "approval") out.push(keys.enrollments);
@@ -87,8 +89,9 @@ export function keysFor(event: LiveEvent): QueryKey[] {
       // The progress is in the event; the command's own state changes come as `command` events.
       return [];
     case "deployment":
-      // Its status shows in the list and in its page (the counts come with the detail).
-      return [keys.deploymentList, keys.deploymentSelf(event.deployment_id)];
+      // Its status shows in the list and in its page (the counts come with the detail); a
+      // finished deployment changes the dashboard's security numbers.
+      return [keys.deploymentList, keys.deploymentSelf(event.deployment_id), dashboardKeys.all];
     case "deployment_host":
       // A host moved: the deployment's counts and its host table (and the list's progress).
       return [keys.deploymentList, keys.deployment(event.deployment_id)];
@@ -96,7 +99,7 @@ export function keysFor(event: LiveEvent): QueryKey[] {
 }
 
 /** Everything the stream keeps fresh, after a `resync` or a reconnect. */
-export const RESYNC_KEYS: QueryKey[] = [keys.hosts, keys.commands, keys.enrollments, keys.deployments];
+export const RESYNC_KEYS: QueryKey[] = [keys.hosts, keys.commands, keys.enrollments, keys.deployments, dashboardKeys.all];
 
 function parse(data: string): LiveEvent | null {
   try {

@@ -62,7 +62,7 @@ export const NAV_ITEMS: NavItem[] = [
   { to: "/workers", label: "Workers", icon: <EngineeringIcon />, adminOnly: true },
   { to: "/settings", label: "Settings", icon: <SettingsIcon />, adminOnly: true },
   { to: "/audit-log", label: "Audit log", icon: <ReceiptLongIcon />, adminOnly: true },
-  { to: "/security-events", label: "Security events", icon: <GppMaybeIcon />, adminOnly: true },
+  { to: "/security-events", label: "Security health", icon: <GppMaybeIcon />, adminOnly: true },
 ];
 
 function Brand() {

@@ -114,6 +114,7 @@ const STATE_COLORS: Record<string, ChipProps["color"]> = {
   used_up: "default",
   cancelled: "default",
   unreachable: "error",
+  degraded: "warning",
   failed: "error",
   failure: "error",
   denied: "error",

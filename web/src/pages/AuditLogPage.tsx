@@ -1,55 +1,16 @@
 import { useMemo } from "react";
-import { Alert, Box, Button, MenuItem, TextField } from "@mui/material";
+import { Box, Button, MenuItem, TextField } from "@mui/material";
 import DownloadIcon from "@mui/icons-material/Download";
 import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { AUDIT_EXPORT_URL, fleetApi, keys, type AuditQuery } from "../api/fleet";
+import { AuditChainStatus } from "../components/AuditChainStatus";
 import { AuditTable, localToRfc3339 } from "../components/AuditTable";
 import { EmptyState } from "../components/EmptyState";
-import { ErrorPanel } from "../components/errors";
 import { PageHeader } from "../components/PageHeader";
 import { ListBody, ListCard, Pager } from "../components/tables";
 import { intParam, useSearchBox, useUrlParams } from "../urlState";
 
 const PAGE_SIZES = [50, 100, 200];
-
-/** The hash chain's state, checked by the manager over the whole log. */
-function ChainStatus() {
-  const verify = useQuery({
-    queryKey: [...keys.audit, "verify"],
-    queryFn: ({ signal }) => fleetApi.verifyAudit(signal),
-    staleTime: 5 * 60_000,
-  });
-  if (verify.isPending) {
-    return (
-      <Alert severity="info" sx={{ mb: 2 }} role="status">
-        Checking the log's hash chain…
-      </Alert>
-    );
-  }
-  if (verify.isError) {
-    return (
-      <Box sx={{ mb: 2 }}>
-        <ErrorPanel error={verify.error} title="Could not check the hash chain" onRetry={() => void verify.refetch()} />
-      </Box>
-    );
-  }
-  const r = verify.data;
-  const again = (
-    <Button color="inherit" size="small" onClick={() => void verify.refetch()} disabled={verify.isFetching}>
-      {verify.isFetching ? "Checking…" : "Check again"}
-    </Button>
-  );
-  return r.status === "intact" ? (
-    <Alert severity="success" sx={{ mb: 2 }} action={again}>
-      Hash chain intact: {r.checked.toLocaleString()} entries checked.
-    </Alert>
-  ) : (
-    <Alert severity="error" sx={{ mb: 2 }} action={again}>
-      Hash chain broken{r.first_broken !== null && r.first_broken !== undefined ? ` at entry ${r.first_broken}` : ""}: an entry was
-      changed or removed outside the manager ({r.checked.toLocaleString()} entries checked). Keep an export and investigate.
-    </Alert>
-  );
-}
 
 export function AuditLogPage() {
   const { get, set, page } = useUrlParams();
@@ -89,7 +50,7 @@ export function AuditLogPage() {
           </Button>
         }
       />
-      <ChainStatus />
+      <AuditChainStatus />
       <Box
         component="form"
         role="search"

@@ -226,6 +226,7 @@ export function HostsPage() {
           <MenuItem value="online">Online</MenuItem>
           <MenuItem value="offline">Offline</MenuItem>
           <MenuItem value="unreachable">Unreachable</MenuItem>
+          <MenuItem value="degraded">Degraded</MenuItem>
           <MenuItem value="pending">Never seen</MenuItem>
         </TextField>
         <TextField label="OS" placeholder="debian, Ubuntu 24.04" size="small" value={os} onChange={(e) => setOs(e.target.value)} sx={{ flex: "1 1 150px" }} />

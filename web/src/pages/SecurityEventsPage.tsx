@@ -1,8 +1,21 @@
-import { useMemo } from "react";
-import { Alert, Box, TextField } from "@mui/material";
-import { keepPreviousData, useQuery } from "@tanstack/react-query";
+import { useMemo, type ReactNode } from "react";
+import { Link as RouterLink } from "react-router-dom";
+import { Alert, Box, Card, CardContent, Chip, Link, List, ListItem, Skeleton, TextField, Typography } from "@mui/material";
+import { keepPreviousData, useQuery, type UseQueryResult } from "@tanstack/react-query";
 import { fleetApi, keys, type SecurityEventsQuery } from "../api/fleet";
+import {
+  EXPIRY_WARNING_DAYS,
+  certificateHealth,
+  securityApi,
+  securityKeys,
+  type CertificateView,
+} from "../api/security";
+import { AuditChainStatus } from "../components/AuditChainStatus";
 import { AuditTable, localToRfc3339 } from "../components/AuditTable";
+import { CopyButton } from "../components/CopyButton";
+import { DateTime } from "../components/DateTime";
+import { ErrorPanel } from "../components/errors";
+import { MONO_FONTS } from "../theme";
 import { EmptyState } from "../components/EmptyState";
 import { PageHeader } from "../components/PageHeader";
 import { ListBody, ListCard, Pager } from "../components/tables";
@@ -11,6 +24,190 @@ import { useUrlParams } from "../urlState";
 const PAGE = 50;
 /** The API pages security events only this deep; the audit export has everything. */
 const MAX_OFFSET = 10_000;
+
+function HealthCard({ id, title, link, children, wide }: { id: string; title: string; link?: { to: string; label: string }; children: ReactNode; wide?: boolean }) {
+  return (
+    <Card variant="outlined" component="section" aria-labelledby={id} sx={{ minWidth: 0, gridColumn: wide ? "1 / -1" : undefined }}>
+      <CardContent>
+        <Box sx={{ display: "flex", flexWrap: "wrap", alignItems: "baseline", justifyContent: "space-between", gap: 1, mb: 1.5 }}>
+          <Typography variant="h6" component="h2" id={id}>
+            {title}
+          </Typography>
+          {link && (
+            <Link component={RouterLink} to={link.to} variant="body2">
+              {link.label}
+            </Link>
+          )}
+        </Box>
+        {children}
+      </CardContent>
+    </Card>
+  );
+}
+
+function Loaded<T>({ query, what, children }: { query: UseQueryResult<T>; what: string; children: (data: T) => ReactNode }) {
+  if (query.isPending) {
+    return (
+      <Box role="status" aria-busy="true" aria-label={`Loading ${what}`}>
+        <Skeleton height={32} />
+        <Skeleton height={32} />
+      </Box>
+    );
+  }
+  if (query.isError) return <ErrorPanel error={query.error} title={`Could not load ${what}`} onRetry={() => void query.refetch()} />;
+  return <>{children(query.data)}</>;
+}
+
+function Fingerprint({ label, value }: { label: string; value: string }) {
+  return (
+    <Box sx={{ mb: 1.5 }}>
+      <Typography variant="subtitle2" component="h3">
+        {label}
+      </Typography>
+      <Box sx={{ display: "flex", flexWrap: "wrap", alignItems: "center", gap: 1 }}>
+        <Typography component="code" variant="body2" sx={{ fontFamily: MONO_FONTS, overflowWrap: "anywhere", minWidth: 0, flex: "1 1 240px" }}>
+          {value}
+        </Typography>
+        <CopyButton text={value} size="small" label="Copy" aria-label={`Copy the ${label.toLowerCase()}`} />
+      </Box>
+    </Box>
+  );
+}
+
+function SigningKeys() {
+  const config = useQuery({ queryKey: securityKeys.config, queryFn: ({ signal }) => securityApi.config(signal), staleTime: 5 * 60_000 });
+  return (
+    <HealthCard id="health-signing" title="Keys agents trust" wide>
+      <Loaded query={config} what="the key fingerprints">
+        {(c) => (
+          <>
+            <Typography variant="body2" color="text.secondary" sx={{ mb: 1.5 }}>
+              Agents pin the command-signing key and trust the CA. Compare these with what an agent was installed with; a
+              difference means the agent talks to another manager or its configuration was changed.
+            </Typography>
+            <Fingerprint label="Command-signing key fingerprint" value={c.signing.command_key_fingerprint} />
+            <Fingerprint label="CA certificate fingerprint" value={c.signing.ca_fingerprint} />
+          </>
+        )}
+      </Loaded>
+    </HealthCard>
+  );
+}
+
+const KIND_LABELS: Record<string, string> = { server: "manager", client: "agent", push_client: "push client" };
+
+function daysLeft(notAfter: string, now: number): number {
+  return Math.ceil((new Date(notAfter).getTime() - now) / 86_400_000);
+}
+
+function ExpiryChip({ cert, now }: { cert: CertificateView; now: number }) {
+  const days = daysLeft(cert.not_after, now);
+  if (days <= 0) return <Chip size="small" variant="outlined" color="error" label="expired" />;
+  return (
+    <Chip
+      size="small"
+      variant="outlined"
+      color={days <= EXPIRY_WARNING_DAYS ? "warning" : "default"}
+      label={days === 1 ? "in 1 day" : `in ${days} days`}
+    />
+  );
+}
+
+function Certificates() {
+  const certs = useQuery({
+    queryKey: securityKeys.certificateHealth,
+    queryFn: ({ signal }) => securityApi.validCertificates(signal),
+  });
+  return (
+    <HealthCard id="health-certificates" title="Certificate expiry" link={{ to: "/certificates", label: "Certificates" }}>
+      <Loaded query={certs} what="the certificates">
+        {(p) => {
+          const now = Date.now();
+          const h = certificateHealth(p.items, now);
+          return (
+            <>
+              <Box sx={{ display: "flex", flexWrap: "wrap", gap: 3, mb: 1.5 }}>
+                <Box>
+                  <Typography variant="h4" component="p" color={h.expired > 0 ? "error.main" : undefined} sx={{ fontWeight: 600 }}>
+                    {h.expired.toLocaleString()}
+                  </Typography>
+                  <Typography variant="body2" color="text.secondary">
+                    Expired
+                  </Typography>
+                </Box>
+                <Box>
+                  <Typography variant="h4" component="p" color={h.expiring > 0 ? "warning.main" : undefined} sx={{ fontWeight: 600 }}>
+                    {h.expiring.toLocaleString()}
+                  </Typography>
+                  <Typography variant="body2" color="text.secondary">
+                    Expire within {EXPIRY_WARNING_DAYS} days
+                  </Typography>
+                </Box>
+              </Box>
+              {h.current === 0 ? (
+                <Typography variant="body2" color="text.secondary">
+                  No valid certificate has been issued yet.
+                </Typography>
+              ) : (
+                <>
+                  {h.expired + h.expiring === 0 && (
+                    <Typography variant="body2" color="text.secondary" sx={{ mb: 1 }}>
+                      No certificate expires within {EXPIRY_WARNING_DAYS} days.
+                    </Typography>
+                  )}
+                  <Typography variant="subtitle2" component="h3" id="health-soonest">
+                    Expiring first
+                  </Typography>
+                  <List dense disablePadding aria-labelledby="health-soonest">
+                    {h.soonest.map((c) => (
+                      <ListItem key={c.serial} disableGutters divider sx={{ display: "block" }}>
+                        <Box sx={{ display: "flex", flexWrap: "wrap", alignItems: "center", gap: 1 }}>
+                          <Typography variant="body2" sx={{ fontWeight: 600, overflowWrap: "anywhere", minWidth: 0 }}>
+                            {c.common_name}
+                          </Typography>
+                          <ExpiryChip cert={c} now={now} />
+                        </Box>
+                        <Typography variant="caption" color="text.secondary" component="div">
+                          {KIND_LABELS[c.kind] ?? c.kind} · {new Date(c.not_after).getTime() <= now ? "expired" : "expires"} <DateTime value={c.not_after} />
+                          {c.host_id != null && (
+                            <>
+                              {" · "}
+                              <Link component={RouterLink} to={`/hosts/${c.host_id}`}>
+                                host {c.host_id}
+                              </Link>
+                            </>
+                          )}
+                        </Typography>
+                      </ListItem>
+                    ))}
+                  </List>
+                </>
+              )}
+              {p.total > p.items.length && (
+                <Typography variant="caption" color="text.secondary" component="p" sx={{ mt: 1 }}>
+                  Counted over the newest {p.items.length.toLocaleString()} of {p.total.toLocaleString()} valid certificates; the
+                  certificates page has them all.
+                </Typography>
+              )}
+            </>
+          );
+        }}
+      </Loaded>
+    </HealthCard>
+  );
+}
+
+function AuditChain() {
+  return (
+    <HealthCard id="health-audit" title="Audit log integrity" link={{ to: "/audit-log", label: "Audit log" }}>
+      <Typography variant="body2" color="text.secondary" sx={{ mb: 1.5 }}>
+        Each entry of the audit log is chained to the one before it by a hash, so an entry changed or removed outside the manager shows
+        here.
+      </Typography>
+      <AuditChainStatus />
+    </HealthCard>
+  );
+}
 
 export function SecurityEventsPage() {
   const { get, set, page } = useUrlParams();
@@ -29,9 +226,17 @@ export function SecurityEventsPage() {
   return (
     <>
       <PageHeader
-        title="Security events"
-        subtitle="Machine IDs that do not match their certificate, machines that tried to enroll twice, commands agents refused, and requests refused for a role."
+        title="Security health"
+        subtitle="The keys agents trust, certificate expiry, the audit log's integrity, and security events: machine IDs that do not match their certificate (machine-binding violations), machines that tried to enroll twice, commands agents refused, and requests refused for a role."
       />
+      <Box sx={{ display: "grid", gap: 2, mb: 3, gridTemplateColumns: { xs: "minmax(0, 1fr)", md: "repeat(2, minmax(0, 1fr))" } }}>
+        <SigningKeys />
+        <Certificates />
+        <AuditChain />
+      </Box>
+      <Typography variant="h6" component="h2" sx={{ mb: 1.5 }}>
+        Security events
+      </Typography>
       <Box sx={{ display: "flex", flexWrap: "wrap", gap: 1.5, mb: 2, "& .MuiTextField-root": { m: 0 } }} role="search" aria-label="Filter security events">
         <TextField label="From" type="datetime-local" size="small" value={get("from")} onChange={(e) => set({ from: e.target.value })} InputLabelProps={{ shrink: true }} sx={{ flex: "0 1 240px" }} />
         <TextField label="Before" type="datetime-local" size="small" value={get("to")} onChange={(e) => set({ to: e.target.value })} InputLabelProps={{ shrink: true }} sx={{ flex: "0 1 240px" }} />
