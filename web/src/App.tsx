@@ -31,6 +31,9 @@ const WorkersPage = lazy(() => import("./pages/WorkersPage").then((m) => ({ defa
 const GroupPolicyPage = lazy(() => import("./pages/GroupPolicyPage").then((m) => ({ default: m.GroupPolicyPage })));
 const GroupsPage = lazy(() => import("./pages/GroupsPage").then((m) => ({ default: m.GroupsPage })));
 const GroupDetailPage = lazy(() => import("./pages/GroupDetailPage").then((m) => ({ default: m.GroupDetailPage })));
+const MaintenanceWindowsPage = lazy(() =>
+  import("./pages/MaintenanceWindowsPage").then((m) => ({ default: m.MaintenanceWindowsPage })),
+);
 const SecurityEventsPage = lazy(() =>
   import("./pages/SecurityEventsPage").then((m) => ({ default: m.SecurityEventsPage })),
 );
@@ -158,6 +161,14 @@ export function AppRoutes() {
           element={
             <Loading>
               <GroupPolicyPage />
+            </Loading>
+          }
+        />
+        <Route
+          path="maintenance-windows"
+          element={
+            <Loading>
+              <MaintenanceWindowsPage />
             </Loading>
           }
         />

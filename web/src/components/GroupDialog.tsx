@@ -2,7 +2,8 @@ import { useEffect, useState, type FormEvent } from "react";
 import { Button, Dialog, DialogActions, DialogContent, DialogTitle, TextField } from "@mui/material";
 import { isApiError } from "../api/client";
 import { GROUP_DESCRIPTION_MAX, GROUP_NAME_MAX, groupsApi, type GroupView } from "../api/groups";
-import { FormError, describeError } from "./errors";
+import { FormError } from "./errors";
+import { fieldMessage } from "./fieldError";
 
 interface GroupDialogProps {
   open: boolean;
@@ -31,7 +32,7 @@ export function GroupDialog({ open, group, onClose, onSaved }: GroupDialogProps)
   const nameProblem = !name.trim() ? "A name is required." : name.trim().length > GROUP_NAME_MAX ? `At most ${GROUP_NAME_MAX} characters.` : undefined;
   // A taken name is a 409 without a field: it is about the name.
   const serverField = isApiError(error) ? (error.status === 409 ? "name" : error.status === 400 ? error.field : undefined) : undefined;
-  const fieldError = (f: string) => (serverField === f ? describeError(error) : undefined);
+  const fieldError = (f: string) => (serverField === f ? fieldMessage(error) : undefined);
   const nameError = (touched ? nameProblem : undefined) ?? fieldError("name");
   const descriptionError = fieldError("description");
 

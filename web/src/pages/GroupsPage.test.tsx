@@ -94,7 +94,7 @@ describe("Groups page", () => {
     await user.click(within(dialog).getByRole("button", { name: "Create group" }));
     const description = within(dialog).getByRole("textbox", { name: "Description" });
     await waitFor(() =>
-      expect(description).toHaveAccessibleDescription("Description: must be at most 500 characters, without control characters."),
+      expect(description).toHaveAccessibleDescription("Must be at most 500 characters, without control characters."),
     );
     expect(description).toHaveAttribute("aria-invalid", "true");
 
