@@ -102,6 +102,9 @@ describe("Maintenance windows page", () => {
     expect(within(january).getByRole("listitem", { name: /January 12, 2027/ })).toHaveTextContent("db nightly");
     expect(within(january).queryByRole("listitem", { current: "date" })).not.toBeInTheDocument();
     expect(mock.callsTo(OCC).at(-1)!.query.get("from")).toBe(new Date(2026, 11, 28).toISOString());
+    // A month wholly ahead needs only the blackouts that have not ended.
+    expect(mock.callsTo(BLACKOUTS).at(-1)!.query.get("current")).toBe("true");
+    expect(mock.callsTo(BLACKOUTS)[0]!.query.get("current")).toBeNull();
     expect(screen.getByTestId("location")).toHaveTextContent("/maintenance-windows");
 
     await user.click(screen.getByRole("button", { name: "Previous month" }));

@@ -100,11 +100,14 @@ function CalendarTab({ month, onMonth, scope, zone }: { month: Month; onMonth: (
   const windows = useQuery({ queryKey: windowKeys.list(wq), queryFn: ({ signal }) => windowsApi.list(wq, signal), staleTime: 60_000 });
   // The blackouts that apply: with a group, the global ones and the group's; with a host, the
   // global ones (its groups' are marked on its occurrences as `blocked`); otherwise all visible.
+  // The list has no time range and runs oldest first: a grid that starts after now needs only
+  // the blackouts that have not ended (`current`).
+  const current = range.from.getTime() > today.getTime() ? true : undefined;
   const bqs: BlackoutListQuery[] = scope.group
-    ? [{ global: true, limit: 500 }, { group_id: scope.group, limit: 500 }]
+    ? [{ global: true, current, limit: 500 }, { group_id: scope.group, current, limit: 500 }]
     : scope.host
-      ? [{ global: true, limit: 500 }]
-      : [{ limit: 500 }];
+      ? [{ global: true, current, limit: 500 }]
+      : [{ current, limit: 500 }];
   const blackouts = useQueries({
     queries: bqs.map((q) => ({ queryKey: windowKeys.blackoutList(q), queryFn: ({ signal }: { signal: AbortSignal }) => windowsApi.blackouts(q, signal) })),
   });
