@@ -30,6 +30,11 @@ const DeploymentDetailPage = lazy(() =>
 const NewDeploymentPage = lazy(() => import("./pages/NewDeploymentPage").then((m) => ({ default: m.NewDeploymentPage })));
 const WorkersPage = lazy(() => import("./pages/WorkersPage").then((m) => ({ default: m.WorkersPage })));
 const GroupPolicyPage = lazy(() => import("./pages/GroupPolicyPage").then((m) => ({ default: m.GroupPolicyPage })));
+const GroupsPage = lazy(() => import("./pages/GroupsPage").then((m) => ({ default: m.GroupsPage })));
+const GroupDetailPage = lazy(() => import("./pages/GroupDetailPage").then((m) => ({ default: m.GroupDetailPage })));
+const MaintenanceWindowsPage = lazy(() =>
+  import("./pages/MaintenanceWindowsPage").then((m) => ({ default: m.MaintenanceWindowsPage })),
+);
 const SecurityEventsPage = lazy(() =>
   import("./pages/SecurityEventsPage").then((m) => ({ default: m.SecurityEventsPage })),
 );
@@ -143,12 +148,35 @@ export function AppRoutes() {
             </Loading>
           }
         />
-        <Route path="groups" element={<PlaceholderPage page={PLANNED.groups} />} />
+        <Route
+          path="groups"
+          element={
+            <Loading>
+              <GroupsPage />
+            </Loading>
+          }
+        />
+        <Route
+          path="groups/:id"
+          element={
+            <Loading>
+              <GroupDetailPage />
+            </Loading>
+          }
+        />
         <Route
           path="groups/:id/policy"
           element={
             <Loading>
               <GroupPolicyPage />
+            </Loading>
+          }
+        />
+        <Route
+          path="maintenance-windows"
+          element={
+            <Loading>
+              <MaintenanceWindowsPage />
             </Loading>
           }
         />

@@ -23,6 +23,7 @@ import MenuIcon from "@mui/icons-material/Menu";
 import DashboardIcon from "@mui/icons-material/Dashboard";
 import DnsIcon from "@mui/icons-material/Dns";
 import WorkspacesIcon from "@mui/icons-material/Workspaces";
+import EventIcon from "@mui/icons-material/Event";
 import VpnKeyIcon from "@mui/icons-material/VpnKey";
 import PeopleIcon from "@mui/icons-material/People";
 import VerifiedUserIcon from "@mui/icons-material/VerifiedUser";
@@ -54,6 +55,7 @@ export const NAV_ITEMS: NavItem[] = [
   { to: "/hosts", label: "Hosts", icon: <DnsIcon /> },
   { to: "/deployments", label: "Deployments", icon: <RocketLaunchIcon /> },
   { to: "/groups", label: "Groups", icon: <WorkspacesIcon /> },
+  { to: "/maintenance-windows", label: "Maintenance windows", icon: <EventIcon /> },
   { to: "/registration-tokens", label: "Registration tokens", icon: <VpnKeyIcon />, adminOnly: true },
   { to: "/enrollments", label: "Enrollments", icon: <HowToRegIcon />, adminOnly: true },
   { to: "/discovery", label: "Discovery", icon: <RadarIcon />, adminOnly: true },
