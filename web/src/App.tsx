@@ -32,6 +32,7 @@ const GroupPolicyPage = lazy(() => import("./pages/GroupPolicyPage").then((m) =>
 const SecurityEventsPage = lazy(() =>
   import("./pages/SecurityEventsPage").then((m) => ({ default: m.SecurityEventsPage })),
 );
+const SettingsPage = lazy(() => import("./pages/SettingsPage").then((m) => ({ default: m.SettingsPage })));
 
 function Loading({ children }: { children: ReactNode }) {
   return <Suspense fallback={<FullPageProgress label="Loading the page" />}>{children}</Suspense>;
@@ -150,7 +151,7 @@ export function AppRoutes() {
         <Route path="discovery" element={adminPage(<DiscoveryPage />)} />
         <Route path="users" element={adminPage(<UsersPage />)} />
         <Route path="certificates" element={admin(PLANNED.certificates)} />
-        <Route path="settings" element={admin(PLANNED.settings)} />
+        <Route path="settings" element={adminPage(<SettingsPage />)} />
         <Route path="audit-log" element={adminPage(<AuditLogPage />)} />
         <Route path="security-events" element={adminPage(<SecurityEventsPage />)} />
         <Route
