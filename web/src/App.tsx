@@ -8,7 +8,7 @@ import { AppShell, RestrictedLayout } from "./components/AppShell";
 import { ForcedPasswordPage } from "./pages/ForcedPasswordPage";
 import { LoginPage } from "./pages/LoginPage";
 import { NotFoundPage } from "./pages/NotFoundPage";
-import { PLANNED, PlaceholderPage, type PlannedPage } from "./pages/PlaceholderPage";
+import { PLANNED, PlaceholderPage } from "./pages/PlaceholderPage";
 
 // Pages that most visits never open load on demand (the MFA page brings the QR encoder).
 const AccountPage = lazy(() => import("./pages/AccountPage").then((m) => ({ default: m.AccountPage })));
@@ -32,6 +32,7 @@ const GroupPolicyPage = lazy(() => import("./pages/GroupPolicyPage").then((m) =>
 const SecurityEventsPage = lazy(() =>
   import("./pages/SecurityEventsPage").then((m) => ({ default: m.SecurityEventsPage })),
 );
+const CertificatesPage = lazy(() => import("./pages/CertificatesPage").then((m) => ({ default: m.CertificatesPage })));
 const SettingsPage = lazy(() => import("./pages/SettingsPage").then((m) => ({ default: m.SettingsPage })));
 
 function Loading({ children }: { children: ReactNode }) {
@@ -53,11 +54,6 @@ export function makeQueryClient(): QueryClient {
 
 /** Routes, given a query client. */
 export function AppRoutes() {
-  const admin = (page: PlannedPage) => (
-    <RequireAdmin>
-      <PlaceholderPage page={page} />
-    </RequireAdmin>
-  );
   const adminPage = (page: ReactNode) => (
     <RequireAdmin>
       <Loading>{page}</Loading>
@@ -150,7 +146,7 @@ export function AppRoutes() {
         <Route path="enrollments" element={adminPage(<EnrollmentsPage />)} />
         <Route path="discovery" element={adminPage(<DiscoveryPage />)} />
         <Route path="users" element={adminPage(<UsersPage />)} />
-        <Route path="certificates" element={admin(PLANNED.certificates)} />
+        <Route path="certificates" element={adminPage(<CertificatesPage />)} />
         <Route path="settings" element={adminPage(<SettingsPage />)} />
         <Route path="audit-log" element={adminPage(<AuditLogPage />)} />
         <Route path="security-events" element={adminPage(<SecurityEventsPage />)} />

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import type { ChannelView, RuleView } from "../api/notifications";
-import { formatDuration, type ManagerConfigView, type Settings, type SsoSettingsView } from "../api/settings";
+import { formatDuration, type Settings, type SsoSettingsView } from "../api/settings";
+import { config } from "../test/adminFixtures";
 import { ME_PATH, alice, apiError, json, meBody, mockFetch } from "../test/fetchMock";
 import { page } from "../test/fixtures";
 import { renderApp } from "../test/render";
@@ -25,26 +26,6 @@ const sso: SsoSettingsView = {
   default_role: null,
   ca_pem: null,
   allow_insecure_http: false,
-};
-
-export const config: ManagerConfigView = {
-  agents: { checkin_interval_secs: 300 },
-  push: { health_interval_secs: 300, inventory_interval_secs: 1800 },
-  deployments: { poll_interval_secs: 5, retention_days: 90 },
-  audit: { retention_days: 183 },
-  notifications: { retention_days: 30 },
-  auth: {
-    access_token_minutes: 15,
-    refresh_idle_minutes: 60,
-    session_max_hours: 12,
-    lockout_threshold: 5,
-    lockout_minutes: 15,
-    api_token_max_days: 365,
-  },
-  signing: {
-    command_key_fingerprint: "SHA256:9f2c5be1d0a4",
-    ca_fingerprint: "3f1c0a9e77d2b4c1",
-  },
 };
 
 const channel: ChannelView = {
