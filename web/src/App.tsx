@@ -33,6 +33,7 @@ const SecurityEventsPage = lazy(() =>
   import("./pages/SecurityEventsPage").then((m) => ({ default: m.SecurityEventsPage })),
 );
 const CertificatesPage = lazy(() => import("./pages/CertificatesPage").then((m) => ({ default: m.CertificatesPage })));
+const NotificationsPage = lazy(() => import("./pages/NotificationsPage").then((m) => ({ default: m.NotificationsPage })));
 const SettingsPage = lazy(() => import("./pages/SettingsPage").then((m) => ({ default: m.SettingsPage })));
 
 function Loading({ children }: { children: ReactNode }) {
@@ -148,6 +149,7 @@ export function AppRoutes() {
         <Route path="users" element={adminPage(<UsersPage />)} />
         <Route path="certificates" element={adminPage(<CertificatesPage />)} />
         <Route path="settings" element={adminPage(<SettingsPage />)} />
+        <Route path="notifications" element={adminPage(<NotificationsPage />)} />
         <Route path="audit-log" element={adminPage(<AuditLogPage />)} />
         <Route path="security-events" element={adminPage(<SecurityEventsPage />)} />
         <Route
