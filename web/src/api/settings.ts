@@ -11,6 +11,7 @@ type Schemas = components["schemas"];
 export type Settings = Schemas["Settings"];
 export type SettingsPatch = Schemas["SettingsPatch"];
 export type SsoSettingsView = Schemas["SsoSettingsView"];
+export type SsoSettingsInput = Schemas["SsoSettingsInput"];
 export type CertificateView = Schemas["CertificateView"];
 export type RenewRequest = Schemas["RenewRequest"];
 export type RevokeRequest = Schemas["RevokeRequest"];
@@ -52,6 +53,8 @@ export const settingsApi = {
   /** Changes the given settings; answers with all of them. */
   patch: (body: SettingsPatch) => api.patch<Settings>(`${V}/settings`, body),
   sso: (signal?: AbortSignal) => api.get<SsoSettingsView>(`${V}/settings/sso`, signal),
+  /** Replaces the SSO settings; when enabling, the manager contacts the provider first. */
+  setSso: (body: SsoSettingsInput) => api.put<SsoSettingsView>(`${V}/settings/sso`, body),
   config: (signal?: AbortSignal) => api.get<ManagerConfigView>(`${V}/settings/config`, signal),
 };
 

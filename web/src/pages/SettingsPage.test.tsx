@@ -155,6 +155,52 @@ describe("Settings page", () => {
     expect(screen.getByRole("checkbox", { name: "MFA required for local accounts" })).not.toBeChecked();
   });
 
+  it("edits single sign-on with PUT, the secret only when typed, a refused field on that field", async () => {
+    const user = userEvent.setup({ delay: null });
+    const mock = mockFetch(
+      routes({
+        "PUT /api/v1/settings/sso": [
+          apiError(400, "validation_error", "issuer_url: the provider could not be reached", { field: "issuer_url" }),
+          json(200, { ...sso, client_id: "patchdeck-prod" }),
+        ],
+      }),
+    );
+    renderApp("/settings");
+    await user.click(await screen.findByRole("button", { name: "Edit single sign-on" }));
+    const dialog = await screen.findByRole("dialog", { name: "Single sign-on" });
+    expect(within(dialog).getByRole("textbox", { name: /Issuer URL/ })).toHaveValue("https://id.example.com/realms/ops");
+    expect(within(dialog).getByLabelText("Client secret")).toHaveValue("");
+    expect(within(dialog).getByText("Set. Leave empty to keep it; it is never shown.")).toBeInTheDocument();
+    const clientId = within(dialog).getByRole("textbox", { name: /Client ID/ });
+    await user.clear(clientId);
+    await user.click(clientId);
+    await user.paste("patchdeck-prod");
+    await user.click(within(dialog).getByRole("button", { name: "Save" }));
+    expect(await within(dialog).findByText("issuer_url: the provider could not be reached")).toBeInTheDocument();
+    expect(within(dialog).getByRole("textbox", { name: /Issuer URL/ })).toHaveAttribute("aria-invalid", "true");
+    const first = mock.callsTo("PUT /api/v1/settings/sso")[0]!.body as Record<string, unknown>;
+    expect(first).not.toHaveProperty("client_secret");
+    expect(first).toEqual({
+      enabled: true,
+      name: "Corporate SSO",
+      issuer_url: "https://id.example.com/realms/ops",
+      client_id: "patchdeck-prod",
+      scopes: ["openid", "email", "profile"],
+      role_claim: "roles",
+      group_claim: "groups",
+      role_map: { admin: ["pd-admins"], operator: ["pd-ops"], viewer: [] },
+      default_role: null,
+      ca_pem: null,
+      allow_insecure_http: false,
+    });
+    await user.click(within(dialog).getByLabelText("Client secret"));
+    await user.paste("new-secret");
+    await user.click(within(dialog).getByRole("button", { name: "Save" }));
+    await waitFor(() => expect(screen.queryByRole("dialog")).not.toBeInTheDocument());
+    expect(mock.callsTo("PUT /api/v1/settings/sso")[1]!.body).toMatchObject({ client_secret: "new-secret", client_id: "patchdeck-prod" });
+    expect(await screen.findByLabelText("Single sign-on settings")).toHaveTextContent("patchdeck-prod");
+  });
+
   it("shows load errors with Retry, section by section", async () => {
     const user = userEvent.setup({ delay: null });
     const mock = mockFetch(

@@ -1,4 +1,4 @@
-import { useState, type ReactNode } from "react";
+import { useEffect, useState, type FormEvent, type ReactNode } from "react";
 import { Link as RouterLink } from "react-router-dom";
 import {
   Alert,
@@ -7,7 +7,13 @@ import {
   Card,
   CardContent,
   Chip,
+  Dialog,
+  DialogActions,
+  DialogContent,
+  DialogContentText,
+  DialogTitle,
   FormControlLabel,
+  MenuItem,
   Link,
   Skeleton,
   Stack,
@@ -17,11 +23,13 @@ import {
   TableCell,
   TableHead,
   TableRow,
+  TextField,
   Typography,
 } from "@mui/material";
 import CheckIcon from "@mui/icons-material/Check";
 import RefreshIcon from "@mui/icons-material/Refresh";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { isApiError } from "../api/client";
 import { notificationKeys, notificationsApi } from "../api/notifications";
 import {
   DAY,
@@ -33,10 +41,11 @@ import {
   type BooleanSetting,
   type ManagerConfigView,
   type Settings,
+  type SsoSettingsInput,
   type SsoSettingsView,
 } from "../api/settings";
 import { CopyButton } from "../components/CopyButton";
-import { ErrorPanel, describeError, requestIdOf } from "../components/errors";
+import { ErrorPanel, FormError, describeError, requestIdOf } from "../components/errors";
 import { PageHeader } from "../components/PageHeader";
 import { ScrollTable } from "../components/tables";
 import { MONO_FONTS } from "../theme";
@@ -270,16 +279,173 @@ export function SsoFacts({ sso }: { sso: SsoSettingsView }) {
           <CopyButton text={sso.redirect_url} label="Copy callback URL" />
         </Box>
       </Box>
-      <Typography variant="body2" color="text.secondary">
-        Change these through the API (<code>PUT /api/v1/settings/sso</code>); when enabling, the manager contacts the provider
-        first and refuses settings it cannot use.
-      </Typography>
     </Stack>
+  );
+}
+
+const words = (text: string) => text.split(/[\s,]+/).filter((w) => w !== "");
+
+function roleList(map: Record<string, unknown>, role: string): string {
+  const v = map[role];
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string").join(", ") : "";
+}
+
+interface SsoDraft {
+  enabled: boolean;
+  name: string;
+  issuer_url: string;
+  client_id: string;
+  client_secret: string;
+  scopes: string;
+  role_claim: string;
+  group_claim: string;
+  admin: string;
+  operator: string;
+  viewer: string;
+  default_role: string;
+  ca_pem: string;
+  allow_insecure_http: boolean;
+}
+
+function ssoDraftOf(s: SsoSettingsView): SsoDraft {
+  return {
+    enabled: s.enabled,
+    name: s.name,
+    issuer_url: s.issuer_url,
+    client_id: s.client_id,
+    client_secret: "",
+    scopes: s.scopes.join(" "),
+    role_claim: s.role_claim,
+    group_claim: s.group_claim,
+    admin: roleList(s.role_map, "admin"),
+    operator: roleList(s.role_map, "operator"),
+    viewer: roleList(s.role_map, "viewer"),
+    default_role: s.default_role ?? "",
+    ca_pem: s.ca_pem ?? "",
+    allow_insecure_http: s.allow_insecure_http,
+  };
+}
+
+/** The PUT body: the secret only when a new one was typed (left out, the stored one stays). */
+export function ssoInputOf(d: SsoDraft): SsoSettingsInput {
+  const body: SsoSettingsInput = {
+    enabled: d.enabled,
+    name: d.name.trim(),
+    issuer_url: d.issuer_url.trim(),
+    client_id: d.client_id.trim(),
+    scopes: words(d.scopes),
+    role_claim: d.role_claim.trim(),
+    group_claim: d.group_claim.trim(),
+    role_map: { admin: words(d.admin), operator: words(d.operator), viewer: words(d.viewer) },
+    default_role: d.default_role === "" ? null : d.default_role,
+    ca_pem: d.ca_pem.trim() === "" ? null : d.ca_pem,
+    allow_insecure_http: d.allow_insecure_http,
+  };
+  if (d.client_secret !== "") body.client_secret = d.client_secret;
+  return body;
+}
+
+const SSO_FIELDS = ["name", "issuer_url", "client_id", "client_secret", "default_role", "ca_pem"];
+
+function SsoDialog({ sso, open, onClose }: { sso: SsoSettingsView; open: boolean; onClose: () => void }) {
+  const client = useQueryClient();
+  const [d, setD] = useState<SsoDraft>(() => ssoDraftOf(sso));
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    if (open) {
+      setD(ssoDraftOf(sso));
+      setError(null);
+    }
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [open]);
+  const upd = (patch: Partial<SsoDraft>) => setD((p) => ({ ...p, ...patch }));
+  const field = isApiError(error) && error.status === 400 ? error.field : undefined;
+  const fp = (name: string, help?: ReactNode) => ({
+    error: field === name,
+    helperText: field === name && isApiError(error) ? error.message : help,
+  });
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      client.setQueryData(settingsKeys.sso, await settingsApi.setSso(ssoInputOf(d)));
+      onClose();
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog open={open} onClose={busy ? undefined : onClose} fullWidth maxWidth="sm" aria-labelledby="sso-title">
+      <form onSubmit={(e) => void submit(e)} noValidate>
+        <DialogTitle id="sso-title">Single sign-on</DialogTitle>
+        <DialogContent>
+          <DialogContentText sx={{ mb: 2 }}>
+            An OpenID Connect provider. When enabled, the manager contacts the provider before saving and refuses settings it cannot
+            use.
+          </DialogContentText>
+          <Stack spacing={2}>
+            <FormControlLabel control={<Switch checked={d.enabled} onChange={(e) => upd({ enabled: e.target.checked })} />} label="Offer single sign-on on the sign-in page" />
+            <TextField label="Button label" required value={d.name} onChange={(e) => upd({ name: e.target.value })} inputProps={{ maxLength: 60 }} {...fp("name", "e.g. Company SSO (1–60 characters)")} />
+            <TextField label="Issuer URL" required value={d.issuer_url} onChange={(e) => upd({ issuer_url: e.target.value })} inputProps={{ inputMode: "url" }} {...fp("issuer_url")} />
+            <TextField label="Client ID" required value={d.client_id} onChange={(e) => upd({ client_id: e.target.value })} {...fp("client_id")} />
+            <TextField
+              label="Client secret"
+              type="password"
+              autoComplete="new-password"
+              value={d.client_secret}
+              onChange={(e) => upd({ client_secret: e.target.value })}
+              {...fp("client_secret", sso.client_secret_set ? "Set. Leave empty to keep it; it is never shown." : "Not set. Required to enable single sign-on.")}
+            />
+            <TextField label="Scopes" value={d.scopes} onChange={(e) => upd({ scopes: e.target.value })} {...fp("scopes", "Separated by spaces")} />
+            <Box sx={{ display: "flex", gap: 2, flexDirection: { xs: "column", sm: "row" } }}>
+              <TextField label="Role claim" value={d.role_claim} onChange={(e) => upd({ role_claim: e.target.value })} fullWidth />
+              <TextField label="Group claim" value={d.group_claim} onChange={(e) => upd({ group_claim: e.target.value })} fullWidth />
+            </Box>
+            <TextField label="Claim values for admin" value={d.admin} onChange={(e) => upd({ admin: e.target.value })} helperText="Separated by commas or spaces; the highest matching role wins" />
+            <TextField label="Claim values for operator" value={d.operator} onChange={(e) => upd({ operator: e.target.value })} />
+            <TextField label="Claim values for viewer" value={d.viewer} onChange={(e) => upd({ viewer: e.target.value })} />
+            <TextField select label="Users no claim maps" value={d.default_role} onChange={(e) => upd({ default_role: e.target.value })} {...fp("default_role")}>
+              <MenuItem value="">are refused</MenuItem>
+              <MenuItem value="viewer">get the viewer role</MenuItem>
+              <MenuItem value="operator">get the operator role</MenuItem>
+              <MenuItem value="admin">get the admin role</MenuItem>
+            </TextField>
+            <TextField
+              label="Extra CA certificate (PEM, optional)"
+              multiline
+              minRows={2}
+              value={d.ca_pem}
+              onChange={(e) => upd({ ca_pem: e.target.value })}
+              inputProps={{ spellCheck: false, style: { fontFamily: MONO_FONTS, fontSize: "0.75rem" } }}
+              {...fp("ca_pem", "For a provider whose certificate a private CA signed")}
+            />
+            <FormControlLabel
+              control={<Switch checked={d.allow_insecure_http} onChange={(e) => upd({ allow_insecure_http: e.target.checked })} />}
+              label="Allow a plain-HTTP provider (development only)"
+            />
+          </Stack>
+          {!(field && SSO_FIELDS.includes(field)) && <FormError error={error} />}
+        </DialogContent>
+        <DialogActions>
+          <Button onClick={onClose} disabled={busy}>
+            Cancel
+          </Button>
+          <Button type="submit" variant="contained" disabled={busy}>
+            {busy ? (d.enabled ? "Checking the provider…" : "Saving…") : "Save"}
+          </Button>
+        </DialogActions>
+      </form>
+    </Dialog>
   );
 }
 
 function SsoSection() {
   const sso = useQuery({ queryKey: settingsKeys.sso, queryFn: ({ signal }) => settingsApi.sso(signal) });
+  const [editing, setEditing] = useState(false);
   return (
     <Section id="settings-sso" title="Single sign-on" subtitle="Sign-in through an OpenID Connect identity provider.">
       {sso.isPending ? (
@@ -290,7 +456,13 @@ function SsoSection() {
       ) : sso.isError ? (
         <ErrorPanel error={sso.error} title="Could not load the single sign-on settings" onRetry={() => void sso.refetch()} />
       ) : (
-        <SsoFacts sso={sso.data} />
+        <>
+          <SsoFacts sso={sso.data} />
+          <Button variant="outlined" sx={{ mt: 2 }} onClick={() => setEditing(true)}>
+            Edit single sign-on
+          </Button>
+          <SsoDialog sso={sso.data} open={editing} onClose={() => setEditing(false)} />
+        </>
       )}
     </Section>
   );
