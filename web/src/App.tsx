@@ -8,7 +8,6 @@ import { AppShell, RestrictedLayout } from "./components/AppShell";
 import { ForcedPasswordPage } from "./pages/ForcedPasswordPage";
 import { LoginPage } from "./pages/LoginPage";
 import { NotFoundPage } from "./pages/NotFoundPage";
-import { PLANNED, PlaceholderPage, type PlannedPage } from "./pages/PlaceholderPage";
 
 // Pages that most visits never open load on demand (the MFA page brings the QR encoder).
 const AccountPage = lazy(() => import("./pages/AccountPage").then((m) => ({ default: m.AccountPage })));
@@ -38,6 +37,9 @@ const MaintenanceWindowsPage = lazy(() =>
 const SecurityEventsPage = lazy(() =>
   import("./pages/SecurityEventsPage").then((m) => ({ default: m.SecurityEventsPage })),
 );
+const CertificatesPage = lazy(() => import("./pages/CertificatesPage").then((m) => ({ default: m.CertificatesPage })));
+const NotificationsPage = lazy(() => import("./pages/NotificationsPage").then((m) => ({ default: m.NotificationsPage })));
+const SettingsPage = lazy(() => import("./pages/SettingsPage").then((m) => ({ default: m.SettingsPage })));
 
 function Loading({ children }: { children: ReactNode }) {
   return <Suspense fallback={<FullPageProgress label="Loading the page" />}>{children}</Suspense>;
@@ -58,11 +60,6 @@ export function makeQueryClient(): QueryClient {
 
 /** Routes, given a query client. */
 export function AppRoutes() {
-  const admin = (page: PlannedPage) => (
-    <RequireAdmin>
-      <PlaceholderPage page={page} />
-    </RequireAdmin>
-  );
   const adminPage = (page: ReactNode) => (
     <RequireAdmin>
       <Loading>{page}</Loading>
@@ -185,8 +182,9 @@ export function AppRoutes() {
         <Route path="enrollments" element={adminPage(<EnrollmentsPage />)} />
         <Route path="discovery" element={adminPage(<DiscoveryPage />)} />
         <Route path="users" element={adminPage(<UsersPage />)} />
-        <Route path="certificates" element={admin(PLANNED.certificates)} />
-        <Route path="settings" element={admin(PLANNED.settings)} />
+        <Route path="certificates" element={adminPage(<CertificatesPage />)} />
+        <Route path="settings" element={adminPage(<SettingsPage />)} />
+        <Route path="notifications" element={adminPage(<NotificationsPage />)} />
         <Route path="audit-log" element={adminPage(<AuditLogPage />)} />
         <Route path="security-events" element={adminPage(<SecurityEventsPage />)} />
         <Route

@@ -5,45 +5,10 @@ import { API_BASE, api } from "./client";
 import { queryString } from "./fleet";
 import type { components } from "./schema";
 
-// TODO(lead): alias to the generated DashboardView (`components["schemas"]["DashboardView"]`) once
-// the endpoint is in the OpenAPI snapshot; until then this mirrors the agreed shape by hand.
 /** `GET /api/v1/dashboard?days=N`: the fleet numbers, scoped by the server to the hosts the caller may see. */
-export interface DashboardView {
-  /** RFC 3339. */
-  generated_at: string;
-  hosts: {
-    total: number;
-    pending: number;
-    online: number;
-    offline: number;
-    unreachable: number;
-    degraded: number;
-    reboot_required: number;
-    unscanned: number;
-  };
-  compliance: {
-    scanned: number;
-    compliant: number;
-    /** 0..100; null when nothing is scanned. */
-    percent: number | null;
-  };
-  security_updates: {
-    total: number;
-    /** Hosts with at least one pending security update. */
-    hosts: number;
-    by_severity: { critical: number; high: number; medium: number; low: number; unspecified: number };
-  };
-  /** Oldest first, UTC days, today last. */
-  trend: TrendPoint[];
-}
-
-export interface TrendPoint {
-  /** `YYYY-MM-DD` (UTC). */
-  day: string;
-  scanned: number;
-  compliant: number;
-  percent: number | null;
-}
+export type DashboardView = components["schemas"]["DashboardView"];
+/** One UTC day of the compliance trend; the last one is today. */
+export type TrendPoint = components["schemas"]["ComplianceDay"];
 
 export type Severity = keyof DashboardView["security_updates"]["by_severity"];
 /** Most urgent first. */

@@ -1931,7 +1931,7 @@ export interface components {
              * Format: double
              * @description 0–100, rounded to one decimal; `null` when no host has been scanned.
              */
-            percent?: number | null;
+            percent: number | null;
             /** Format: int64 */
             scanned: number;
         };
@@ -1944,8 +1944,11 @@ export interface components {
              * @example 2026-12-04
              */
             day: string;
-            /** Format: double */
-            percent?: number | null;
+            /**
+             * Format: double
+             * @description As in [`Compliance`].
+             */
+            percent: number | null;
             /** Format: int64 */
             scanned: number;
         };

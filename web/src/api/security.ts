@@ -8,18 +8,10 @@ import type { components } from "./schema";
 
 export type CertificateView = components["schemas"]["CertificateView"];
 
-// TODO(lead): alias to the generated type of `GET /api/v1/settings/config` once it is in the
-// OpenAPI snapshot. Only the part this page reads is declared here (src/api/settings.ts declares
-// the whole answer for the settings page).
 /** The fingerprints agents and administrators compare: of the command-signing key and of the CA. */
-export interface SigningFingerprints {
-  command_key_fingerprint: string;
-  ca_fingerprint: string;
-}
-
-export interface ConfigSigning {
-  signing: SigningFingerprints;
-}
+export type SigningFingerprints = components["schemas"]["SigningView"];
+/** The part of `GET /api/v1/settings/config` this page reads. */
+export type ConfigSigning = Pick<components["schemas"]["ManagerConfigView"], "signing">;
 
 /** The most certificates one request returns (the API's `MAX_LIMIT`). */
 export const CERTIFICATE_PAGE = 500;

@@ -37,6 +37,7 @@ import GppMaybeIcon from "@mui/icons-material/GppMaybe";
 import RadarIcon from "@mui/icons-material/Radar";
 import RocketLaunchIcon from "@mui/icons-material/RocketLaunch";
 import EngineeringIcon from "@mui/icons-material/Engineering";
+import NotificationsIcon from "@mui/icons-material/Notifications";
 import { useMe, useSignOut } from "../auth/session";
 import { useLiveEvents } from "../api/events";
 import { ColorModeMenu } from "./ColorModeMenu";
@@ -63,6 +64,7 @@ export const NAV_ITEMS: NavItem[] = [
   { to: "/certificates", label: "Certificates", icon: <VerifiedUserIcon />, adminOnly: true },
   { to: "/workers", label: "Workers", icon: <EngineeringIcon />, adminOnly: true },
   { to: "/settings", label: "Settings", icon: <SettingsIcon />, adminOnly: true },
+  { to: "/notifications", label: "Notifications", icon: <NotificationsIcon />, adminOnly: true },
   { to: "/audit-log", label: "Audit log", icon: <ReceiptLongIcon />, adminOnly: true },
   { to: "/security-events", label: "Security health", icon: <GppMaybeIcon />, adminOnly: true },
 ];

@@ -46,6 +46,7 @@ pub struct Compliance {
     pub scanned: u64,
     pub compliant: u64,
     /// 0–100, rounded to one decimal; `null` when no host has been scanned.
+    #[schema(required = true)]
     pub percent: Option<f64>,
 }
 
@@ -57,6 +58,8 @@ pub struct ComplianceDay {
     pub day: String,
     pub scanned: u64,
     pub compliant: u64,
+    /// As in [`Compliance`].
+    #[schema(required = true)]
     pub percent: Option<f64>,
 }
 
