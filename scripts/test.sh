@@ -10,6 +10,8 @@ source scripts/lib.sh
 step "Debian packages for the package-manager sandboxes"
 ensure_debs dpkg-dev apt-utils dnf rpm createrepo-c pacman-package-manager makepkg zypper \
   libarchive-tools zstd python3-apt python3-rpm procps systemd openssl python3-aiosmtpd
+step "Chromium for the browser tests (crates/patchdeck/tests/web_ui.rs)"
+ensure_debs chromium fonts-dejavu-core
 ensure_locale de_DE.UTF-8
 
 step "PostgreSQL for the storage and manager tests"

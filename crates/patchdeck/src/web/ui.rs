@@ -12,6 +12,11 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/webui.rs"));
 }
 
+/// Whether the web UI was built into this binary (`web/dist` existed when it was compiled).
+pub fn built() -> bool {
+    embedded::BUILT
+}
+
 /// Shown when the binary was built without the web UI.
 const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>Patchdeck</title>\
 <p>The web UI was not built into this binary. Build it with <code>npm ci &amp;&amp; npm run build</code> \
