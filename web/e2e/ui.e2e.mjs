@@ -276,6 +276,16 @@ try {
   await shot(page, "dashboard");
   await page.emulateMedia({ colorScheme: "dark" });
   await shot(page, "dashboard-dark");
+
+  step("on a phone: the navigation folds into a menu");
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await expectVisible(page.getByRole("button", { name: "Open navigation" }), "the menu button on a phone");
+  await shot(page, "dashboard-phone");
+  await page.getByRole("button", { name: "Open navigation" }).click();
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Hosts", exact: true }).last().click();
+  await expectVisible(page.getByRole("row").filter({ hasText: host.hostname }), "the host list on a phone");
+  await shot(page, "hosts-phone");
   await admin.close();
 
   step("the operator: first sign-in, then what it can and cannot see");
