@@ -90,7 +90,7 @@ async function managerSpki() {
 // Helpers.
 
 async function shot(page, name) {
-  await page.waitForLoadState("networkidle").catch(() => {});
+  await page.waitForLoadState("networkidle", { timeout: 5_000 }).catch(() => {});
   // Let progress bars and charts finish their transitions.
   await page.waitForTimeout(800);
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
