@@ -20,7 +20,12 @@ import { createHmac, createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "node:tls";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
+
+// axe is evaluated through the DevTools protocol, which the manager's CSP does not apply to: the
+// pages themselves run under that CSP, as in production.
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 const env = (name, fallback) => {
   const value = process.env[name] ?? fallback;
@@ -89,12 +94,26 @@ async function managerSpki() {
 // ----------------------------------------------------------------------------------------------
 // Helpers.
 
+/** Saves a screenshot of the page and checks it with axe (WCAG 2 A and AA rules). */
 async function shot(page, name) {
   await page.waitForLoadState("networkidle", { timeout: 5_000 }).catch(() => {});
   // Let progress bars and charts finish their transitions.
   await page.waitForTimeout(800);
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
   step(`screenshot ${name}.png`);
+  await accessibility(page, name);
+}
+
+/** Serious and critical accessibility violations become failures of the run. */
+async function accessibility(page, name) {
+  await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] });
+    return result.violations
+      .filter((v) => v.impact === "serious" || v.impact === "critical")
+      .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join("; ")}`);
+  });
+  for (const v of violations) failures.push(`${name}: ${v}`);
 }
 
 async function expectVisible(locator, what, timeout = 30_000) {
@@ -116,6 +135,16 @@ async function signIn(page, username, password) {
   await page.getByLabel("Username").fill(username);
   await page.locator('input[name="password"]').fill(password);
   await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+/** Signs in with the keyboard alone: the username field has the focus, Tab moves on, Enter sends. */
+async function signInWithKeyboard(page, username, password) {
+  await page.goto(`${BASE}/login`);
+  await expectVisible(page.getByRole("button", { name: "Sign in" }), "the sign-in page");
+  await page.keyboard.type(username);
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(password);
+  await page.keyboard.press("Enter");
 }
 
 async function changePassword(page, current, next) {
@@ -293,7 +322,7 @@ try {
   const op = await operator.newPage();
   current = op;
   op.on("pageerror", (e) => failures.push(`page error: ${e.message}`));
-  await signIn(op, "olga", OPERATOR_PASSWORD);
+  await signInWithKeyboard(op, "olga", OPERATOR_PASSWORD);
   await changePassword(op, OPERATOR_PASSWORD, NEW_OPERATOR_PASSWORD);
   await enrollTotp(op);
   await expectVisible(op.getByRole("heading", { name: "Dashboard" }), "the operator's dashboard");

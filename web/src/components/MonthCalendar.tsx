@@ -205,7 +205,7 @@ function DayCell({
         aria-hidden
         sx={{
           fontWeight: isToday ? 700 : 500,
-          color: isToday ? "primary.main" : inMonth ? "text.primary" : "text.disabled",
+          color: isToday ? "primary.main" : inMonth ? "text.primary" : "text.secondary",
           mb: 0.25,
         }}
       >

@@ -99,12 +99,12 @@ describe("Dashboard", () => {
     const hosts = await screen.findByRole("region", { name: "Hosts" });
     const tile = (name: RegExp) => within(hosts).getByRole("link", { name });
     expect(await within(hosts).findByText("60 hosts in total.")).toBeInTheDocument();
-    expect(tile(/^Online: 40$/)).toHaveAttribute("href", "/hosts?status=online");
-    expect(tile(/^Offline: 9$/)).toHaveAttribute("href", "/hosts?status=offline");
-    expect(tile(/^Unreachable: 5$/)).toHaveAttribute("href", "/hosts?status=unreachable");
-    expect(tile(/^Degraded: 4$/)).toHaveAttribute("href", "/hosts?status=degraded");
-    expect(tile(/^Never seen: 2$/)).toHaveAttribute("href", "/hosts?status=pending");
-    expect(tile(/^Need a reboot: 7$/)).toHaveAttribute("href", "/hosts?reboot=true");
+    expect(tile(/^40 Online$/)).toHaveAttribute("href", "/hosts?status=online");
+    expect(tile(/^9 Offline$/)).toHaveAttribute("href", "/hosts?status=offline");
+    expect(tile(/^5 Unreachable$/)).toHaveAttribute("href", "/hosts?status=unreachable");
+    expect(tile(/^4 Degraded$/)).toHaveAttribute("href", "/hosts?status=degraded");
+    expect(tile(/^2 Never seen$/)).toHaveAttribute("href", "/hosts?status=pending");
+    expect(tile(/^7 Need a reboot$/)).toHaveAttribute("href", "/hosts?reboot=true");
     // No host-list filter for "not scanned": a count without a link.
     expect(within(hosts).getByText("Not scanned yet").previousSibling).toHaveTextContent("3");
     expect(within(hosts).queryByRole("link", { name: /Not scanned/ })).not.toBeInTheDocument();
@@ -124,11 +124,11 @@ describe("Dashboard", () => {
     const security = screen.getByRole("region", { name: "Pending security updates" });
     expect(security).toHaveTextContent("123 pending updates on 11 hosts.");
     const bars = within(security).getByRole("list", { name: "Pending security updates by severity" });
-    expect(within(bars).getByRole("listitem", { name: "Critical: 4" })).toBeInTheDocument();
-    expect(within(bars).getByRole("listitem", { name: "High: 19" })).toBeInTheDocument();
-    expect(within(bars).getByRole("listitem", { name: "Medium: 50" })).toBeInTheDocument();
-    expect(within(bars).getByRole("listitem", { name: "Low: 30" })).toBeInTheDocument();
-    expect(within(bars).getByRole("listitem", { name: "Unspecified: 20" })).toBeInTheDocument();
+    expect(within(bars).getByRole("listitem", { name: "4 Critical" })).toBeInTheDocument();
+    expect(within(bars).getByRole("listitem", { name: "19 High" })).toBeInTheDocument();
+    expect(within(bars).getByRole("listitem", { name: "50 Medium" })).toBeInTheDocument();
+    expect(within(bars).getByRole("listitem", { name: "30 Low" })).toBeInTheDocument();
+    expect(within(bars).getByRole("listitem", { name: "20 Unspecified" })).toBeInTheDocument();
     expect(within(security).getByRole("link", { name: "Hosts with security updates" })).toHaveAttribute(
       "href",
       "/hosts?security=true&sort=security_updates&order=desc",
@@ -316,13 +316,13 @@ describe("Dashboard", () => {
     );
     renderApp("/");
     const hosts = await screen.findByRole("region", { name: "Hosts" });
-    expect(await within(hosts).findByRole("link", { name: "Online: 40" })).toBeInTheDocument();
+    expect(await within(hosts).findByRole("link", { name: "40 Online" })).toBeInTheDocument();
     act(() => {
       streams[0]!.emit("open");
       streams[0]!.emit("host", { type: "host", host_id: 7, status: "offline", change: "status" });
     });
-    expect(await within(hosts).findByRole("link", { name: "Online: 39" }, { timeout: 5000 })).toBeInTheDocument();
-    expect(within(hosts).getByRole("link", { name: "Offline: 10" })).toBeInTheDocument();
+    expect(await within(hosts).findByRole("link", { name: "39 Online" }, { timeout: 5000 })).toBeInTheDocument();
+    expect(within(hosts).getByRole("link", { name: "10 Offline" })).toBeInTheDocument();
     expect(mock.callsTo(SUMMARY)).toHaveLength(2);
     await waitFor(() => expect(mock.callsTo(OCCURRENCES)).toHaveLength(1));
   });

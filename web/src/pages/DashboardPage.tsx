@@ -129,7 +129,7 @@ function StatTile({ label, value, to, tone, hint }: { label: string; value: numb
   return (
     <Card variant="outlined" sx={{ minWidth: 0 }}>
       {to ? (
-        <CardActionArea component={RouterLink} to={to} aria-label={`${label}: ${value.toLocaleString()}`} sx={{ height: "100%" }}>
+        <CardActionArea component={RouterLink} to={to} sx={{ height: "100%" }}>
           {body}
         </CardActionArea>
       ) : (
@@ -240,7 +240,7 @@ function SecurityUpdates({ d }: { d: DashboardView }) {
         {SEVERITIES.map((k) => {
           const n = s.by_severity[k];
           return (
-            <Box component="li" key={k} aria-label={`${SEVERITY_LABELS[k]}: ${n.toLocaleString()}`}>
+            <Box component="li" key={k} aria-label={`${n.toLocaleString()} ${SEVERITY_LABELS[k]}`}>
               <Box sx={{ display: "flex", justifyContent: "space-between", mb: 0.25 }}>
                 <Typography variant="body2">{SEVERITY_LABELS[k]}</Typography>
                 <Typography variant="body2" sx={{ fontWeight: 600 }} data-testid={`severity-${k}`}>
