@@ -306,9 +306,30 @@ try {
   await page.emulateMedia({ colorScheme: "dark" });
   await shot(page, "dashboard-dark");
 
+  step("the admin pages load without errors");
+  for (const [path, name] of [
+    ["/deployments", "deployments"],
+    ["/groups", "groups"],
+    ["/users", "users"],
+    ["/certificates", "certificates"],
+    ["/settings", "settings"],
+    ["/notifications", "notifications"],
+    ["/security-events", "security-health"],
+    ["/audit-log", "audit-log"],
+    ["/workers", "workers"],
+  ]) {
+    await page.goto(`${BASE}${path}`);
+    await expectVisible(page.getByRole("heading", { level: 1 }), `the heading of ${path}`);
+    await page.waitForLoadState("networkidle", { timeout: 5_000 }).catch(() => {});
+    await expectAbsent(page.getByText(/^Could not load/), `an error on ${path}`);
+    await shot(page, name);
+  }
+
   step("on a phone: the navigation folds into a menu");
   await page.emulateMedia({ colorScheme: "light" });
   await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${BASE}/`);
+  await expectVisible(page.getByRole("heading", { name: "Dashboard" }), "the dashboard on a phone");
   await expectVisible(page.getByRole("button", { name: "Open navigation" }), "the menu button on a phone");
   await shot(page, "dashboard-phone");
   await page.getByRole("button", { name: "Open navigation" }).click();
