@@ -15,6 +15,8 @@ export type BlackoutRequest = Schemas["BlackoutRequest"];
 export type OccurrenceView = Schemas["OccurrenceView"];
 export type OccurrenceList = Schemas["OccurrenceList"];
 export type IntervalView = Schemas["IntervalView"];
+/** When work may next run on a host (`GET /api/v1/hosts/{id}/next-window`). */
+export type NextWindow = Schemas["NextWindow"];
 
 type QueryOf<P extends keyof paths> = paths[P] extends { get: { parameters: { query?: infer Q } } } ? NonNullable<Q> : never;
 export type WindowListQuery = QueryOf<"/api/v1/maintenance-windows">;
@@ -53,12 +55,15 @@ export const windowsApi = {
   createBlackout: (body: BlackoutRequest) => api.post<BlackoutView>(`${V}/blackouts`, body),
   replaceBlackout: (id: number, body: BlackoutRequest) => api.put<BlackoutView>(`${V}/blackouts/${id}`, body),
   removeBlackout: (id: number) => api.delete(`${V}/blackouts/${id}`),
+  /** The host's open-now or next open interval after blackouts (its own windows and its groups'). */
+  hostNextWindow: (hostId: number, signal?: AbortSignal) => api.get<NextWindow>(`${V}/hosts/${hostId}/next-window`, signal),
 };
 
 export const windowKeys = {
   all: ["maintenance-windows"] as const,
   list: (q: WindowListQuery) => ["maintenance-windows", "list", q] as const,
   occurrences: (q: OccurrenceQuery) => ["maintenance-windows", "occurrences", q] as const,
+  hostNext: (hostId: number) => ["maintenance-windows", "next", hostId] as const,
   blackouts: ["blackouts"] as const,
   blackoutList: (q: BlackoutListQuery) => ["blackouts", "list", q] as const,
 };

@@ -4,16 +4,60 @@ import userEvent from "@testing-library/user-event";
 import { ME_PATH, alice, apiError, json, meBody, mockFetch } from "../test/fetchMock";
 import { mockEventSource } from "../test/eventSource";
 import { command, hostDetail, page } from "../test/fixtures";
+import { occurrence, window_ } from "../test/scheduleFixtures";
 import { renderApp } from "../test/render";
+import { formatDateTime } from "../components/DateTime";
+import type { NextWindow } from "../api/maintenance";
+import type { CertificateView } from "../api/settings";
 
 const HOST = "GET /api/v1/hosts/1";
 const GROUPS = "GET /api/v1/groups";
 const COMMANDS = "GET /api/v1/hosts/1/commands";
+const NEXT = "GET /api/v1/hosts/1/next-window";
+const WINDOWS = "GET /api/v1/maintenance-windows";
+const OCCURRENCES = "GET /api/v1/maintenance-windows/occurrences";
+const CERTS = "GET /api/v1/certificates";
+
+function nextWindow(extra: Partial<NextWindow> = {}): NextWindow {
+  return {
+    host_id: 1,
+    now: "2026-12-01T12:00:00Z",
+    open: null,
+    open_now: false,
+    blocked_now: false,
+    reason: "no_windows",
+    splay_start: null,
+    windows: 0,
+    ...extra,
+  };
+}
+
+const inDays = (d: number) => new Date(Date.now() + d * 86_400_000 + 3_600_000).toISOString();
+
+function cert(serial: string, extra: Partial<CertificateView> = {}): CertificateView {
+  return {
+    serial,
+    kind: "client",
+    common_name: "web-01",
+    host_id: 1,
+    not_before: inDays(-300),
+    not_after: inDays(200),
+    revoked_at: null,
+    revocation_reason: null,
+    pem: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+    ...extra,
+  };
+}
+
 const base = {
   [ME_PATH]: json(200, meBody()),
   [HOST]: json(200, hostDetail(1, "web-01")),
   [GROUPS]: json(200, page([{ id: 3, name: "web servers", description: "", created_at: "2026-01-01T00:00:00Z" }])),
+  [NEXT]: json(200, nextWindow()),
+  [WINDOWS]: json(200, page([])),
+  [CERTS]: json(200, page([])),
 };
+const asRole = (role: "viewer" | "operator") => json(200, { ...meBody(), user: { ...alice, role } });
 
 describe("Host detail page", () => {
   it("shows the system facts, patch state, groups and metrics", async () => {
@@ -179,6 +223,139 @@ describe("Host detail page", () => {
     renderApp("/hosts/1");
     expect(await screen.findByText("No such host")).toBeInTheDocument();
     expect(screen.getByRole("link", { name: "Back to the host list" })).toHaveAttribute("href", "/hosts");
+  });
+
+  it("says a host has 1 security update, and 2 security updates", async () => {
+    mockFetch({ ...base, [HOST]: json(200, hostDetail(1, "web-01", { security_updates_count: 1 })) });
+    const { unmount } = renderApp("/hosts/1");
+    expect(await screen.findByText("1 security update")).toBeInTheDocument();
+    expect(screen.queryByText("1 security updates")).not.toBeInTheDocument();
+    unmount();
+    mockFetch(base);
+    renderApp("/hosts/1");
+    expect(await screen.findByText("2 security updates")).toBeInTheDocument();
+  });
+
+  describe("maintenance windows", () => {
+    it("shows the next window, which window opens, and the host's own and its groups' windows", async () => {
+      const open = { start: "2026-12-05T01:00:00Z", end: "2026-12-05T04:00:00Z" };
+      const mock = mockFetch({
+        ...base,
+        [ME_PATH]: asRole("viewer"),
+        [NEXT]: json(200, nextWindow({ open, reason: null, splay_start: "2026-12-05T01:20:00Z", windows: 2 })),
+        [WINDOWS]: (call) =>
+          call.query.get("host_id") === "1"
+            ? json(200, page([window_(7, "db reboot slot", { host_id: 1, group_id: null, recurrence: { kind: "daily" }, next_occurrence: { start: "2026-12-06T01:00:00Z", end: "2026-12-06T02:00:00Z" } })]))
+            : json(200, page([window_(4, "Weekend patching")])),
+        [OCCURRENCES]: json(200, { from: open.start, to: open.end, items: [occurrence(4, "Weekend patching", open.start, open.end)] }),
+      });
+      renderApp("/hosts/1");
+      const card = (await screen.findByRole("heading", { name: "Maintenance windows" })).closest(".MuiCard-root") as HTMLElement;
+      const next = await within(card).findByTestId("next-window");
+      await waitFor(() => expect(next).toHaveTextContent(`Next opens ${formatDateTime(open.start)}, until ${formatDateTime(open.end)} (Weekend patching)`));
+      expect(next).toHaveTextContent(`This host's work starts at ${formatDateTime("2026-12-05T01:20:00Z")}`);
+      expect(next).toHaveTextContent("Times in your time zone");
+      const occ = mock.callsTo(OCCURRENCES)[0]!;
+      expect(occ.query.get("host_id")).toBe("1");
+      expect(occ.query.get("from")).toBe("2026-12-05T01:00:00.000Z");
+
+      // The list filter gives a host's own windows only: its groups' are read per group.
+      const queries = mock.callsTo(WINDOWS).map((c) => `${c.query.get("host_id") ?? ""}/${c.query.get("group_id") ?? ""}`);
+      expect(queries.sort()).toEqual(["/3", "1/"]);
+      const list = await within(card).findByRole("list", { name: "Maintenance windows of this host" });
+      const items = within(list).getAllByRole("listitem");
+      expect(items).toHaveLength(2);
+      expect(items[0]).toHaveTextContent("Weekend patching");
+      expect(items[0]).toHaveTextContent("Every Saturday and Sunday, 02:00 (Europe/Berlin) for 3 h · group web servers");
+      expect(items[1]).toHaveTextContent("db reboot slot");
+      expect(items[1]).toHaveTextContent("Every day, 02:00 (Europe/Berlin) for 3 h · this host's own");
+      expect(within(card).getByRole("link", { name: "Calendar and windows" })).toHaveAttribute("href", "/maintenance-windows?host=1");
+    });
+
+    it("says when the window is open now but a blackout is in force", async () => {
+      const open = { start: "2026-12-01T11:00:00Z", end: "2026-12-01T14:00:00Z" };
+      mockFetch({
+        ...base,
+        [NEXT]: json(200, nextWindow({ open, open_now: true, blocked_now: true, reason: null, splay_start: "2026-12-01T11:10:00Z", windows: 1 })),
+        [OCCURRENCES]: json(200, { from: open.start, to: open.end, items: [] }),
+      });
+      renderApp("/hosts/1");
+      const next = await screen.findByTestId("next-window");
+      expect(next).toHaveTextContent("A blackout is in force now");
+      expect(next).toHaveTextContent(`open nowUntil ${formatDateTime(open.end)}`);
+      // The spread start is already past: work starts at once, so it is not mentioned.
+      expect(next).not.toHaveTextContent("This host's work starts");
+    });
+
+    it("says plainly when no window applies, or none opens within the horizon", async () => {
+      const mock = mockFetch(base);
+      const { unmount } = renderApp("/hosts/1");
+      expect(await screen.findByText(/No enabled maintenance window applies to this host/)).toBeInTheDocument();
+      expect(await screen.findByText(/None you can see/)).toBeInTheDocument();
+      expect(mock.callsTo(OCCURRENCES)).toHaveLength(0);
+      unmount();
+      mockFetch({ ...base, [NEXT]: json(200, nextWindow({ reason: "none_within_horizon", windows: 2 })) });
+      renderApp("/hosts/1");
+      expect(await screen.findByText(/No window opens within the next 400 days: the 2 enabled windows that apply are/)).toBeInTheDocument();
+    });
+
+    it("shows an error with Retry when the next window cannot be read", async () => {
+      mockFetch({ ...base, [NEXT]: [apiError(500, "internal", "database unavailable"), json(200, nextWindow())] });
+      renderApp("/hosts/1");
+      expect(await screen.findByText("Could not load the next window")).toBeInTheDocument();
+      const user = userEvent.setup({ delay: null });
+      await user.click(screen.getByRole("button", { name: "Retry" }));
+      expect(await screen.findByText(/No enabled maintenance window applies/)).toBeInTheDocument();
+    });
+  });
+
+  describe("certificates", () => {
+    it("lists an administrator the host's certificates with their status", async () => {
+      const mock = mockFetch({
+        ...base,
+        [CERTS]: json(
+          200,
+          page([
+            cert("0a1b2c", { not_after: inDays(10) }),
+            cert("99ff00", { kind: "server", revoked_at: inDays(-5), revocation_reason: "key compromise" }),
+            cert("123456", { not_before: inDays(-400), not_after: inDays(-2) }),
+            cert("777777"),
+          ], 14, 10),
+        ),
+      });
+      renderApp("/hosts/1");
+      const table = await screen.findByRole("table", { name: "Certificates of this host" });
+      const call = mock.callsTo(CERTS)[0]!;
+      expect(call.query.get("host_id")).toBe("1");
+      const rows = within(table).getAllByRole("row");
+      expect(rows[1]).toHaveTextContent("client");
+      expect(rows[1]).toHaveTextContent("0a1b2c");
+      expect(rows[1]).toHaveTextContent("expires in 10 days");
+      expect(rows[2]).toHaveTextContent("server (push host listener)");
+      expect(rows[2]).toHaveTextContent("revoked");
+      expect(rows[3]).toHaveTextContent("expired");
+      expect(rows[4]).toHaveTextContent("valid");
+      expect(screen.getByText("The first 4 of 14.")).toBeInTheDocument();
+      expect(screen.getByRole("link", { name: "Manage certificates" })).toHaveAttribute("href", "/certificates?host_id=1");
+    });
+
+    it("says so when the host has none", async () => {
+      mockFetch(base);
+      renderApp("/hosts/1");
+      expect(await screen.findByText("No certificates for this host")).toBeInTheDocument();
+    });
+
+    for (const role of ["viewer", "operator"] as const) {
+      it(`sends no certificate request and shows no certificate card to the ${role}`, async () => {
+        const mock = mockFetch({ ...base, [ME_PATH]: asRole(role) });
+        renderApp("/hosts/1");
+        await screen.findByRole("heading", { name: "Maintenance windows" });
+        await screen.findByTestId("next-window");
+        expect(screen.queryByRole("heading", { name: "Certificates" })).not.toBeInTheDocument();
+        expect(mock.callsTo(CERTS)).toHaveLength(0);
+        expect(mock.calls.filter((c) => c.path.startsWith("/api/v1/certificates"))).toHaveLength(0);
+      });
+    }
   });
 
   describe("push hosts", () => {

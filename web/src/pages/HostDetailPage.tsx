@@ -49,6 +49,8 @@ import { CommandDialog, HOST_ACTIONS, type HostAction } from "../components/Comm
 import { DateTime } from "../components/DateTime";
 import { EmptyState } from "../components/EmptyState";
 import { ErrorPanel, FormError } from "../components/errors";
+import { HostCertificates } from "../components/HostCertificates";
+import { HostWindows } from "../components/HostWindows";
 import { PushBundlePanel } from "../components/PushBundle";
 import { ListBody, ListCard, Pager, ScrollTable, StateChip } from "../components/tables";
 import { MONO_FONTS } from "../theme";
@@ -77,6 +79,11 @@ function formatUptime(secs: number): string {
   const h = Math.floor((secs % 86400) / 3600);
   const m = Math.floor((secs % 3600) / 60);
   return d > 0 ? `${d} d ${h} h` : h > 0 ? `${h} h ${m} min` : `${m} min`;
+}
+
+/** "1 security update", "2 security updates". */
+export function plural(n: number, noun: string, nouns = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : nouns}`;
 }
 
 function num(v: unknown): number | null {
@@ -214,9 +221,20 @@ function Overview({ host, isAdmin }: { host: HostDetail; isAdmin: boolean }) {
   ];
   return (
     <Box sx={{ display: "grid", gap: 2, gridTemplateColumns: { xs: "1fr", md: "1fr 1fr" }, alignItems: "start" }}>
-      <Section title="System">
-        <Facts rows={system} />
-      </Section>
+      <Stack spacing={2}>
+        <Section title="System">
+          <Facts rows={system} />
+        </Section>
+        <Section title="Maintenance windows">
+          <HostWindows hostId={host.id} groupIds={host.group_ids} groupNames={names} />
+        </Section>
+        {/* Admin-only on the server: others never send the request. */}
+        {isAdmin && (
+          <Section title="Certificates">
+            <HostCertificates hostId={host.id} />
+          </Section>
+        )}
+      </Stack>
       <Stack spacing={2}>
         <Section title="Patch state">
           <Facts
@@ -753,7 +771,7 @@ export function HostDetailPage() {
             </Typography>
             <Stack direction="row" sx={{ flexWrap: "wrap", gap: 1, mt: 1, alignItems: "center" }}>
               <StateChip value={h.status} label={h.status === "pending" ? "never seen" : h.status} />
-              {h.security_updates_count > 0 && <Chip size="small" color="error" label={`${h.security_updates_count} security updates`} />}
+              {h.security_updates_count > 0 && <Chip size="small" color="error" label={plural(h.security_updates_count, "security update")} />}
               {h.reboot_required && <Chip size="small" color="warning" label="reboot needed" />}
               <Typography variant="body2" color="text.secondary">
                 Last seen <DateTime value={h.last_seen_at} empty="never" />
