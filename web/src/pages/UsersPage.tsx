@@ -1,4 +1,5 @@
-import { useMemo, useState, type FormEvent } from "react";
+import { useEffect, useId, useMemo, useState, type FormEvent } from "react";
+import { Link as RouterLink } from "react-router-dom";
 import {
   Alert,
   AlertTitle,
@@ -10,7 +11,13 @@ import {
   DialogContent,
   DialogContentText,
   DialogTitle,
+  FormControlLabel,
+  IconButton,
+  ListItemText,
+  Menu,
   MenuItem,
+  Radio,
+  RadioGroup,
   Stack,
   Table,
   TableBody,
@@ -22,6 +29,7 @@ import {
   Typography,
 } from "@mui/material";
 import AddIcon from "@mui/icons-material/Add";
+import MoreVertIcon from "@mui/icons-material/MoreVert";
 import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
 import { isApiError } from "../api/client";
 import { fleetApi, keys, type CreatedUser, type ManagedUser, type UserListQuery } from "../api/fleet";
@@ -29,12 +37,13 @@ import { useMe } from "../auth/session";
 import { CopyButton } from "../components/CopyButton";
 import { DateTime } from "../components/DateTime";
 import { EmptyState } from "../components/EmptyState";
-import { FormError } from "../components/errors";
+import { FormError, describeError, requestIdOf } from "../components/errors";
 import { PageHeader } from "../components/PageHeader";
 import { ConfirmDialog } from "../components/PasswordConfirmDialog";
 import { ListBody, ListCard, Pager, ScrollTable } from "../components/tables";
 import { MONO_FONTS } from "../theme";
 import { useSearchBox, useUrlParams } from "../urlState";
+import { activeSessions, userKeys, usersApi } from "../api/users";
 
 const PAGE = 50;
 const ROLES = ["admin", "operator", "viewer"] as const;
@@ -114,6 +123,182 @@ function CreateUserDialog({ open, onClose, onCreated }: { open: boolean; onClose
   );
 }
 
+type RowAction = "password" | "mfa" | "sessions";
+
+/** What an admin may do to another account from its row: SSO accounts have no local password, a disabled one has no sessions. */
+function rowActions(u: ManagedUser): RowAction[] {
+  const actions: RowAction[] = [];
+  if (u.auth_source === "local") actions.push("password");
+  actions.push("mfa");
+  if (!u.disabled) actions.push("sessions");
+  return actions;
+}
+
+const ACTION_LABEL: Record<RowAction, string> = {
+  password: "Reset password…",
+  mfa: "Reset MFA…",
+  sessions: "Sign out everywhere…",
+};
+
+function UserActionsMenu({ user, onAction }: { user: ManagedUser; onAction: (a: RowAction) => void }) {
+  const [anchor, setAnchor] = useState<HTMLElement | null>(null);
+  const id = useId();
+  const open = anchor !== null;
+  return (
+    <>
+      <IconButton
+        size="small"
+        aria-label={`More actions for ${user.username}`}
+        aria-haspopup="menu"
+        aria-expanded={open ? "true" : undefined}
+        aria-controls={open ? id : undefined}
+        onClick={(e) => setAnchor(e.currentTarget)}
+      >
+        <MoreVertIcon fontSize="small" />
+      </IconButton>
+      <Menu
+        id={id}
+        anchorEl={anchor}
+        open={open}
+        onClose={() => setAnchor(null)}
+        anchorOrigin={{ vertical: "bottom", horizontal: "right" }}
+        transformOrigin={{ vertical: "top", horizontal: "right" }}
+        MenuListProps={{ "aria-label": `Actions for ${user.username}` }}
+      >
+        {rowActions(user).map((a) => (
+          <MenuItem
+            key={a}
+            onClick={() => {
+              setAnchor(null);
+              onAction(a);
+            }}
+          >
+            <ListItemText>{ACTION_LABEL[a]}</ListItemText>
+          </MenuItem>
+        ))}
+      </Menu>
+    </>
+  );
+}
+
+/** A password set by an admin: the generated one is kept only here until dismissed. */
+interface PasswordReset {
+  username: string;
+  password: string | null;
+}
+
+function ResetPasswordDialog({ user, onClose, onDone }: { user: ManagedUser | null; onClose: () => void; onDone: (r: PasswordReset) => void }) {
+  const [mode, setMode] = useState<"generate" | "type">("generate");
+  const [password, setPassword] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    if (user) {
+      setMode("generate");
+      setPassword("");
+      setError(null);
+    }
+  }, [user]);
+  const field = isApiError(error) ? error.field : undefined;
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    if (!user) return;
+    setBusy(true);
+    setError(null);
+    try {
+      const answer = await usersApi.setPassword(user.id, { password: mode === "type" ? password : null });
+      setPassword("");
+      onDone({ username: user.username, password: answer.password ?? null });
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog open={user !== null} onClose={busy ? undefined : onClose} fullWidth maxWidth="sm" aria-labelledby="reset-password-title">
+      <form onSubmit={(e) => void submit(e)}>
+        <DialogTitle id="reset-password-title">Reset the password of {user?.username ?? ""}?</DialogTitle>
+        <DialogContent>
+          <DialogContentText>
+            They must change it at their next sign-in. Their sessions end now, and a locked account is unlocked. Their MFA stays as it is.
+          </DialogContentText>
+          <RadioGroup value={mode} onChange={(e) => setMode(e.target.value === "type" ? "type" : "generate")} aria-label="How to set the new password" sx={{ mt: 1 }}>
+            <FormControlLabel value="generate" control={<Radio />} label="Generate one and show it to me once" />
+            <FormControlLabel value="type" control={<Radio />} label="Type one" />
+          </RadioGroup>
+          {mode === "type" && (
+            <TextField
+              label="New password"
+              type="password"
+              autoComplete="new-password"
+              required
+              autoFocus
+              value={password}
+              onChange={(e) => setPassword(e.target.value)}
+              helperText="At least 12 characters."
+              error={field === "password"}
+            />
+          )}
+          <FormError error={error} />
+        </DialogContent>
+        <DialogActions>
+          <Button onClick={onClose} disabled={busy}>
+            Cancel
+          </Button>
+          <Button type="submit" variant="contained" color="error" disabled={busy || (mode === "type" && !password)}>
+            {busy ? "Working…" : "Reset password"}
+          </Button>
+        </DialogActions>
+      </form>
+    </Dialog>
+  );
+}
+
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** "Sign out everywhere", saying how many sessions are active (read when the dialog opens). */
+function SignOutDialog({ user, onClose, onDone }: { user: ManagedUser | null; onClose: () => void; onDone: (u: ManagedUser) => void }) {
+  const sessions = useQuery({
+    queryKey: userKeys.sessions(user?.id ?? 0),
+    queryFn: ({ signal }) => usersApi.sessions(user!.id, signal),
+    enabled: user !== null,
+    staleTime: 0,
+    retry: false,
+  });
+  const name = user?.username ?? "";
+  const end = "Ending them signs them out of every browser now; they can sign in again. Their API tokens keep working";
+  let description: string;
+  if (sessions.isPending) description = `Counting the active sessions of ${name}… ${end}`;
+  else if (sessions.isError) {
+    const rid = requestIdOf(sessions.error);
+    description = `The active sessions of ${name} could not be counted: ${describeError(sessions.error)}${rid ? ` (Request id: ${rid}.)` : ""} ${end}`;
+  }
+  else {
+    const n = activeSessions(sessions.data).length;
+    description =
+      n === 0
+        ? `There is no active session of ${name} to end, but you can still make sure. ${end}`
+        : `There ${n === 1 ? "is" : "are"} ${plural(n, "active session", "active sessions")} of ${name}. ${end}`;
+  }
+  return (
+    <ConfirmDialog
+      open={user !== null}
+      title={`Sign ${name} out everywhere?`}
+      description={description}
+      confirmLabel="Sign out everywhere"
+      onClose={onClose}
+      onConfirm={async () => {
+        if (!user) return;
+        await usersApi.revokeSessions(user.id);
+        onDone(user);
+      }}
+    />
+  );
+}
+
 export function UsersPage() {
   const client = useQueryClient();
   const me = useMe();
@@ -140,6 +325,10 @@ export function UsersPage() {
   const [creating, setCreating] = useState(false);
   const [created, setCreated] = useState<CreatedUser | null>(null);
   const [disabling, setDisabling] = useState<ManagedUser | null>(null);
+  const [action, setAction] = useState<{ kind: RowAction; user: ManagedUser } | null>(null);
+  const [passwordReset, setPasswordReset] = useState<PasswordReset | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const actionUser = (kind: RowAction) => (action?.kind === kind ? action.user : null);
   const [error, setError] = useState<unknown>(null);
   const items = users.data?.items ?? [];
   const refresh = () => client.invalidateQueries({ queryKey: keys.users });
@@ -192,6 +381,29 @@ export function UsersPage() {
           ) : (
             "They must change the password you set at first sign-in."
           )}
+        </Alert>
+      )}
+      {passwordReset && (
+        <Alert severity="success" sx={{ mb: 2 }} onClose={() => setPasswordReset(null)}>
+          <AlertTitle>New password for {passwordReset.username}</AlertTitle>
+          {passwordReset.password ? (
+            <>
+              Give them this password; it is shown only now. They must change it at their next sign-in.
+              <Box sx={{ display: "flex", gap: 1, alignItems: "center", flexWrap: "wrap", mt: 1 }}>
+                <Box component="code" aria-label="New password" sx={{ fontFamily: MONO_FONTS, p: 0.5, bgcolor: "background.paper", borderRadius: 1 }}>
+                  {passwordReset.password}
+                </Box>
+                <CopyButton text={passwordReset.password} label="Copy password" />
+              </Box>
+            </>
+          ) : (
+            "They must change the password you set at their next sign-in."
+          )}
+        </Alert>
+      )}
+      {notice && (
+        <Alert severity="success" sx={{ mb: 2 }} onClose={() => setNotice(null)}>
+          {notice}
         </Alert>
       )}
       <Stack direction={{ xs: "column", sm: "row" }} spacing={1.5} sx={{ mb: 2 }} role="search" aria-label="Filter users">
@@ -276,17 +488,33 @@ export function UsersPage() {
                         <TableCell>
                           <DateTime value={u.created_at} />
                         </TableCell>
-                        <TableCell align="right">
-                          {!self &&
-                            (u.disabled ? (
-                              <Button size="small" onClick={() => void update(u, { disabled: false })} aria-label={`Enable ${u.username}`}>
-                                Enable
-                              </Button>
-                            ) : (
-                              <Button size="small" color="error" onClick={() => setDisabling(u)} aria-label={`Disable ${u.username}`}>
-                                Disable
-                              </Button>
-                            ))}
+                        <TableCell align="right" sx={{ whiteSpace: "nowrap" }}>
+                          {self ? (
+                            <Button size="small" component={RouterLink} to="/account">
+                              Your account
+                            </Button>
+                          ) : (
+                            <>
+                              {u.disabled ? (
+                                <Button size="small" onClick={() => void update(u, { disabled: false })} aria-label={`Enable ${u.username}`}>
+                                  Enable
+                                </Button>
+                              ) : (
+                                <Button size="small" color="error" onClick={() => setDisabling(u)} aria-label={`Disable ${u.username}`}>
+                                  Disable
+                                </Button>
+                              )}
+                              <UserActionsMenu
+                                user={u}
+                                onAction={(kind) => {
+                                  setError(null);
+                                  setNotice(null);
+                                  setPasswordReset(null);
+                                  setAction({ kind, user: u });
+                                }}
+                              />
+                            </>
+                          )}
                         </TableCell>
                       </TableRow>
                     );
@@ -320,6 +548,38 @@ export function UsersPage() {
           await fleetApi.updateUser(disabling.id, { disabled: true });
           setDisabling(null);
           await refresh();
+        }}
+      />
+      <ResetPasswordDialog
+        user={actionUser("password")}
+        onClose={() => setAction(null)}
+        onDone={(r) => {
+          setAction(null);
+          setPasswordReset(r);
+          void refresh();
+        }}
+      />
+      <ConfirmDialog
+        open={action?.kind === "mfa"}
+        title={`Reset the MFA of ${action?.user.username ?? ""}?`}
+        description={`This removes every second factor of ${action?.user.username ?? ""}: the authenticator app (TOTP), all passkeys and the recovery codes. Use it when they lost their phone or security key. Their password and sessions stay; where MFA is required they set it up again at their next sign-in`}
+        confirmLabel="Reset MFA"
+        onClose={() => setAction(null)}
+        onConfirm={async () => {
+          if (action?.kind !== "mfa") return;
+          await usersApi.resetMfa(action.user.id);
+          setAction(null);
+          setNotice(`Removed the second factors of ${action.user.username}.`);
+          await refresh();
+        }}
+      />
+      <SignOutDialog
+        user={actionUser("sessions")}
+        onClose={() => setAction(null)}
+        onDone={(u) => {
+          setAction(null);
+          setNotice(`Signed ${u.username} out everywhere.`);
+          void client.invalidateQueries({ queryKey: userKeys.sessions(u.id) });
         }}
       />
     </>
