@@ -1,13 +1,13 @@
 // Create or replace a blackout (change freeze): global or one group's, from and until a time
 // entered in the browser's time zone and sent as RFC 3339 (UTC).
 
-import { useEffect, useState, type FormEvent } from "react";
-import { Button, Dialog, DialogActions, DialogContent, DialogContentText, DialogTitle, MenuItem, Stack, TextField } from "@mui/material";
+import { DialogContentText, MenuItem, Stack, TextField } from "@mui/material";
 import { isApiError } from "../api/client";
 import type { GroupView } from "../api/fleet";
 import { BLACKOUT_REASON_MAX, WINDOW_NAME_MAX, browserTimeZone, windowsApi, type BlackoutRequest, type BlackoutView } from "../api/maintenance";
 import { FormError } from "./errors";
 import { fieldMessage } from "./fieldError";
+import { FormDialog, groupOptions, useDraftDialog } from "./formDialog";
 
 /** An RFC 3339 time as a `datetime-local` value in the browser's zone. */
 export function toLocalInput(iso: string): string {
@@ -61,36 +61,23 @@ interface BlackoutDialogProps {
 }
 
 export function BlackoutDialog({ open, blackout, groups, defaultGroupId, onClose, onSaved }: BlackoutDialogProps) {
-  const [draft, setDraft] = useState<Draft>(() => draftOf(blackout ?? null, defaultGroupId));
-  const [touched, setTouched] = useState(false);
-  const [serverError, setServerError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  useEffect(() => {
-    if (open) {
-      setDraft(draftOf(blackout ?? null, defaultGroupId));
-      setTouched(false);
-      setServerError(null);
-    }
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [open, blackout]);
+  const form = useDraftDialog(open, () => draftOf(blackout ?? null, defaultGroupId), [blackout]);
+  const { draft, touched, setTouched, error: serverError, setError: setServerError, busy, run } = form;
   const clientErrors = validate(draft);
   const serverField = isApiError(serverError) && serverError.status === 400 ? serverError.field : undefined;
   const errors: Partial<Record<string, string>> = { ...(touched ? clientErrors : {}) };
   if (serverField) errors[serverField] = fieldMessage(serverError);
   const err = (k: string) => errors[k];
   const update = (change: Partial<Draft>) => {
-    setDraft((d) => ({ ...d, ...change }));
+    form.update(change);
     if (serverField) setServerError(null);
   };
   const zone = browserTimeZone();
 
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
+  const submit = async () => {
     setTouched(true);
     if (Object.keys(clientErrors).length > 0) return;
-    setBusy(true);
-    setServerError(null);
-    try {
+    await run(async () => {
       const body: BlackoutRequest = {
         name: draft.name.trim(),
         group_id: draft.groupId ? Number(draft.groupId) : null,
@@ -100,92 +87,78 @@ export function BlackoutDialog({ open, blackout, groups, defaultGroupId, onClose
       };
       const saved = blackout ? await windowsApi.replaceBlackout(blackout.id, body) : await windowsApi.createBlackout(body);
       onSaved(saved);
-    } catch (error) {
-      setServerError(error);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (
-    <Dialog open={open} onClose={busy ? undefined : onClose} fullWidth maxWidth="sm" aria-labelledby="blackout-dialog-title">
-      <form noValidate onSubmit={(e) => void submit(e)}>
-        <DialogTitle id="blackout-dialog-title">{blackout ? "Edit blackout" : "New blackout"}</DialogTitle>
-        <DialogContent>
-          <DialogContentText>
-            No disruptive work starts during a blackout, even inside a maintenance window. Times are in your time zone ({zone}).
-          </DialogContentText>
-          <Stack spacing={2.5} sx={{ pt: 2 }}>
-            <TextField
-              label="Name"
-              required
-              autoFocus
-              value={draft.name}
-              onChange={(e) => update({ name: e.target.value })}
-              error={Boolean(err("name"))}
-              helperText={err("name") ?? "e.g. year-end freeze"}
-              inputProps={{ maxLength: WINDOW_NAME_MAX }}
-            />
-            <TextField
-              select
-              label="Applies to"
-              value={draft.groupId}
-              onChange={(e) => update({ groupId: e.target.value })}
-              error={Boolean(err("group_id"))}
-              helperText={err("group_id")}
-              SelectProps={{ displayEmpty: true }}
-              InputLabelProps={{ shrink: true }}
-            >
-              <MenuItem value="">Every host (global)</MenuItem>
-              {draft.groupId && !groups.some((g) => String(g.id) === draft.groupId) && <MenuItem value={draft.groupId}>Group {draft.groupId}</MenuItem>}
-              {groups.map((g) => (
-                <MenuItem key={g.id} value={String(g.id)}>
-                  {g.name}
-                </MenuItem>
-              ))}
-            </TextField>
-            <TextField
-              label="Starts"
-              type="datetime-local"
-              required
-              value={draft.startsAt}
-              onChange={(e) => update({ startsAt: e.target.value })}
-              InputLabelProps={{ shrink: true }}
-              error={Boolean(err("starts_at"))}
-              helperText={err("starts_at") ?? zone}
-            />
-            <TextField
-              label="Ends"
-              type="datetime-local"
-              required
-              value={draft.endsAt}
-              onChange={(e) => update({ endsAt: e.target.value })}
-              InputLabelProps={{ shrink: true }}
-              error={Boolean(err("ends_at"))}
-              helperText={err("ends_at") ?? `${zone}; work may start again at this moment`}
-            />
-            <TextField
-              label="Reason"
-              multiline
-              minRows={2}
-              value={draft.reason}
-              onChange={(e) => update({ reason: e.target.value })}
-              error={Boolean(err("reason"))}
-              helperText={err("reason") ?? "Optional: shown to everyone who sees the blackout"}
-              inputProps={{ maxLength: BLACKOUT_REASON_MAX }}
-            />
-            {serverError !== null && !(serverField && FIELDS.includes(serverField)) && <FormError error={serverError} />}
-          </Stack>
-        </DialogContent>
-        <DialogActions>
-          <Button onClick={onClose} disabled={busy}>
-            Cancel
-          </Button>
-          <Button type="submit" variant="contained" disabled={busy}>
-            {busy ? "Saving…" : blackout ? "Save" : "Create blackout"}
-          </Button>
-        </DialogActions>
-      </form>
-    </Dialog>
+    <FormDialog
+      open={open}
+      onClose={onClose}
+      titleId="blackout-dialog-title"
+      title={blackout ? "Edit blackout" : "New blackout"}
+      onSubmit={submit}
+      busy={busy}
+      submitLabel={blackout ? "Save" : "Create blackout"}
+    >
+      <DialogContentText>
+        No disruptive work starts during a blackout, even inside a maintenance window. Times are in your time zone ({zone}).
+      </DialogContentText>
+      <Stack spacing={2.5} sx={{ pt: 2 }}>
+        <TextField
+          label="Name"
+          required
+          autoFocus
+          value={draft.name}
+          onChange={(e) => update({ name: e.target.value })}
+          error={Boolean(err("name"))}
+          helperText={err("name") ?? "e.g. year-end freeze"}
+          inputProps={{ maxLength: WINDOW_NAME_MAX }}
+        />
+        <TextField
+          select
+          label="Applies to"
+          value={draft.groupId}
+          onChange={(e) => update({ groupId: e.target.value })}
+          error={Boolean(err("group_id"))}
+          helperText={err("group_id")}
+          SelectProps={{ displayEmpty: true }}
+          InputLabelProps={{ shrink: true }}
+        >
+          <MenuItem value="">Every host (global)</MenuItem>
+          {groupOptions(groups, draft.groupId)}
+        </TextField>
+        <TextField
+          label="Starts"
+          type="datetime-local"
+          required
+          value={draft.startsAt}
+          onChange={(e) => update({ startsAt: e.target.value })}
+          InputLabelProps={{ shrink: true }}
+          error={Boolean(err("starts_at"))}
+          helperText={err("starts_at") ?? zone}
+        />
+        <TextField
+          label="Ends"
+          type="datetime-local"
+          required
+          value={draft.endsAt}
+          onChange={(e) => update({ endsAt: e.target.value })}
+          InputLabelProps={{ shrink: true }}
+          error={Boolean(err("ends_at"))}
+          helperText={err("ends_at") ?? `${zone}; work may start again at this moment`}
+        />
+        <TextField
+          label="Reason"
+          multiline
+          minRows={2}
+          value={draft.reason}
+          onChange={(e) => update({ reason: e.target.value })}
+          error={Boolean(err("reason"))}
+          helperText={err("reason") ?? "Optional: shown to everyone who sees the blackout"}
+          inputProps={{ maxLength: BLACKOUT_REASON_MAX }}
+        />
+        {serverError !== null && !(serverField && FIELDS.includes(serverField)) && <FormError error={serverError} />}
+      </Stack>
+    </FormDialog>
   );
 }

@@ -2,6 +2,7 @@ import { useEffect, useState, type FormEvent } from "react";
 import { Button, Dialog, DialogActions, DialogContent, DialogContentText, DialogTitle, TextField } from "@mui/material";
 import { isApiError } from "../api/client";
 import { FormError, sentence } from "./errors";
+import { DialogActionsBar, useSubmit } from "./formDialog";
 
 interface PasswordConfirmDialogProps {
   open: boolean;
@@ -18,27 +19,18 @@ interface PasswordConfirmDialogProps {
 export function PasswordConfirmDialog(props: PasswordConfirmDialogProps) {
   const { open, title, description, confirmLabel, danger, onClose, onConfirm } = props;
   const [password, setPassword] = useState("");
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { error, setError, busy, run } = useSubmit();
 
   useEffect(() => {
     if (open) {
       setPassword("");
       setError(null);
     }
-  }, [open]);
+  }, [open, setError]);
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await onConfirm(password);
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    await run(() => onConfirm(password));
   };
 
   const wrong = isApiError(error) && error.field === "password";
@@ -62,14 +54,7 @@ export function PasswordConfirmDialog(props: PasswordConfirmDialogProps) {
           />
           {!wrong && error ? <FormError error={error} /> : null}
         </DialogContent>
-        <DialogActions>
-          <Button onClick={onClose} disabled={busy}>
-            Cancel
-          </Button>
-          <Button type="submit" variant="contained" color={danger ? "error" : "primary"} disabled={busy || !password}>
-            {busy ? "Working…" : confirmLabel}
-          </Button>
-        </DialogActions>
+        <DialogActionsBar busy={busy} onCancel={onClose} submitLabel={confirmLabel} busyLabel="Working…" submitDisabled={!password} color={danger ? "error" : "primary"} />
       </form>
     </Dialog>
   );
@@ -86,22 +71,11 @@ interface ConfirmDialogProps {
 
 /** "Are you sure?" for a destructive action; errors stay in the dialog. */
 export function ConfirmDialog({ open, title, description, confirmLabel, onClose, onConfirm }: ConfirmDialogProps) {
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { error, setError, busy, run } = useSubmit();
   useEffect(() => {
     if (open) setError(null);
-  }, [open]);
-  const confirm = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      await onConfirm();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+  }, [open, setError]);
+  const confirm = () => run(onConfirm);
   return (
     <Dialog open={open} onClose={busy ? undefined : onClose} fullWidth maxWidth="xs" aria-labelledby="confirm-title">
       <DialogTitle id="confirm-title">{title}</DialogTitle>

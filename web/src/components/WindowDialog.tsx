@@ -2,16 +2,11 @@
 // its local start time, duration and time zone. The server's checks are mirrored; its answer's
 // `details.field` is shown on that field.
 
-import { useEffect, useMemo, useState, type FormEvent } from "react";
+import { useMemo, useState } from "react";
 import {
   Autocomplete,
   Box,
-  Button,
   Checkbox,
-  Dialog,
-  DialogActions,
-  DialogContent,
-  DialogTitle,
   FormControl,
   FormControlLabel,
   FormGroup,
@@ -45,6 +40,7 @@ import {
 import { useDebounced } from "../urlState";
 import { FormError } from "./errors";
 import { fieldMessage } from "./fieldError";
+import { FormDialog, groupOptions, useDraftDialog } from "./formDialog";
 
 type Kind = Recurrence["kind"];
 
@@ -252,18 +248,8 @@ interface WindowDialogProps {
 }
 
 export function WindowDialog({ open, window: editing, groups, defaults, onClose, onSaved }: WindowDialogProps) {
-  const [draft, setDraft] = useState<WindowDraft>(() => draftOf(editing ?? null, defaults));
-  const [touched, setTouched] = useState(false);
-  const [serverError, setServerError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  useEffect(() => {
-    if (open) {
-      setDraft(draftOf(editing ?? null, defaults));
-      setTouched(false);
-      setServerError(null);
-    }
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [open, editing]);
+  const form = useDraftDialog(open, () => draftOf(editing ?? null, defaults), [editing]);
+  const { draft, touched, setTouched, error: serverError, setError: setServerError, busy, run } = form;
   const zones = useMemo(() => knownTimeZones(), []);
   const clientErrors = useMemo(() => validateWindow(draft), [draft]);
   const serverField = isApiError(serverError) && serverError.status === 400 && serverError.field ? fieldFor(serverError.field) : undefined;
@@ -274,235 +260,219 @@ export function WindowDialog({ open, window: editing, groups, defaults, onClose,
   if (shownField) errors[shownField] = fieldMessage(serverError);
   const err = (k: string) => errors[k];
   const update = (change: Partial<WindowDraft>) => {
-    setDraft((d) => ({ ...d, ...change }));
+    form.update(change);
     if (shownField) setServerError(null);
   };
   const knownField = shownField !== undefined && ["name", "group_id", "host_id", "recurrence", "recurrence.date", "recurrence.days", "recurrence.day", "recurrence.nth", "start_time", "duration_minutes", "time_zone"].includes(shownField);
 
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
+  const submit = async () => {
     setTouched(true);
     if (Object.keys(clientErrors).length > 0) return;
-    setBusy(true);
-    setServerError(null);
-    try {
+    await run(async () => {
       const body = requestOf(draft);
       const saved = editing ? await windowsApi.replace(editing.id, body) : await windowsApi.create(body);
       onSaved(saved);
-    } catch (error) {
-      setServerError(error);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   const minutes = Number(draft.duration);
   const title = editing ? "Edit maintenance window" : "New maintenance window";
 
   return (
-    <Dialog open={open} onClose={busy ? undefined : onClose} fullWidth maxWidth="sm" aria-labelledby="window-dialog-title" scroll="body">
-      <form noValidate onSubmit={(e) => void submit(e)}>
-        <DialogTitle id="window-dialog-title">{title}</DialogTitle>
-        <DialogContent>
-          <Stack spacing={2.5} sx={{ pt: 1 }}>
-            <TextField
-              label="Name"
-              required
-              autoFocus
-              value={draft.name}
-              onChange={(e) => update({ name: e.target.value })}
-              error={Boolean(err("name"))}
-              helperText={err("name") ?? "e.g. weekend, patch Tuesday"}
-              inputProps={{ maxLength: WINDOW_NAME_MAX }}
-            />
+    <FormDialog
+      open={open}
+      onClose={onClose}
+      titleId="window-dialog-title"
+      title={title}
+      onSubmit={submit}
+      scroll="body"
+      busy={busy}
+      submitLabel={editing ? "Save" : "Create window"}
+    >
+      <Stack spacing={2.5} sx={{ pt: 1 }}>
+        <TextField
+          label="Name"
+          required
+          autoFocus
+          value={draft.name}
+          onChange={(e) => update({ name: e.target.value })}
+          error={Boolean(err("name"))}
+          helperText={err("name") ?? "e.g. weekend, patch Tuesday"}
+          inputProps={{ maxLength: WINDOW_NAME_MAX }}
+        />
 
-            <FormControl>
-              <FormLabel id="window-target-label">Applies to</FormLabel>
-              <RadioGroup row aria-labelledby="window-target-label" value={draft.target} onChange={(e) => update({ target: e.target.value as "group" | "host" })}>
-                <FormControlLabel value="group" control={<Radio />} label="A group (all its hosts)" />
-                <FormControlLabel value="host" control={<Radio />} label="One host" />
-              </RadioGroup>
-            </FormControl>
-            {draft.target === "group" ? (
-              <TextField
-                select
-                label="Group"
-                required
-                value={draft.groupId}
-                onChange={(e) => update({ groupId: e.target.value })}
-                error={Boolean(err("group_id"))}
-                helperText={err("group_id") ?? (groups.length === 0 ? "You are in no group: choose one host instead." : undefined)}
-              >
-                {draft.groupId && !groups.some((g) => String(g.id) === draft.groupId) && <MenuItem value={draft.groupId}>Group {draft.groupId}</MenuItem>}
-                {groups.map((g) => (
-                  <MenuItem key={g.id} value={String(g.id)}>
-                    {g.name}
-                  </MenuItem>
-                ))}
-              </TextField>
-            ) : (
-              <HostField value={draft.hostId} onChange={(hostId) => update({ hostId })} error={err("host_id")} />
-            )}
+        <FormControl>
+          <FormLabel id="window-target-label">Applies to</FormLabel>
+          <RadioGroup row aria-labelledby="window-target-label" value={draft.target} onChange={(e) => update({ target: e.target.value as "group" | "host" })}>
+            <FormControlLabel value="group" control={<Radio />} label="A group (all its hosts)" />
+            <FormControlLabel value="host" control={<Radio />} label="One host" />
+          </RadioGroup>
+        </FormControl>
+        {draft.target === "group" ? (
+          <TextField
+            select
+            label="Group"
+            required
+            value={draft.groupId}
+            onChange={(e) => update({ groupId: e.target.value })}
+            error={Boolean(err("group_id"))}
+            helperText={err("group_id") ?? (groups.length === 0 ? "You are in no group: choose one host instead." : undefined)}
+          >
+            {groupOptions(groups, draft.groupId)}
+          </TextField>
+        ) : (
+          <HostField value={draft.hostId} onChange={(hostId) => update({ hostId })} error={err("host_id")} />
+        )}
 
+        <TextField
+          select
+          label="Repeats"
+          value={draft.kind}
+          onChange={(e) => update({ kind: e.target.value as Kind })}
+          error={Boolean(err("recurrence"))}
+          helperText={err("recurrence")}
+        >
+          {(Object.keys(KIND_LABELS) as Kind[]).map((k) => (
+            <MenuItem key={k} value={k}>
+              {KIND_LABELS[k]}
+            </MenuItem>
+          ))}
+        </TextField>
+
+        {draft.kind === "once" && (
+          <TextField
+            label="Date"
+            type="date"
+            required
+            value={draft.date}
+            onChange={(e) => update({ date: e.target.value })}
+            InputLabelProps={{ shrink: true }}
+            error={Boolean(err("recurrence.date"))}
+            helperText={err("recurrence.date") ?? "A date in the past is kept but never opens"}
+          />
+        )}
+        {draft.kind === "weekly" && (
+          <FormControl error={Boolean(err("recurrence.days"))} component="fieldset">
+            <FormLabel component="legend">Days</FormLabel>
+            <FormGroup row>
+              {WEEKDAYS.map((w) => (
+                <FormControlLabel
+                  key={w}
+                  label={cap(w).slice(0, 3)}
+                  control={
+                    <Checkbox
+                      checked={draft.days.includes(w)}
+                      inputProps={{ "aria-label": cap(w) }}
+                      onChange={(e) => update({ days: e.target.checked ? [...draft.days, w] : draft.days.filter((x) => x !== w) })}
+                    />
+                  }
+                />
+              ))}
+            </FormGroup>
+            {err("recurrence.days") && <FormHelperText>{err("recurrence.days")}</FormHelperText>}
+          </FormControl>
+        )}
+        {draft.kind === "monthly" && (
+          <Box sx={{ display: "flex", gap: 2, flexWrap: "wrap" }}>
             <TextField
               select
-              label="Repeats"
-              value={draft.kind}
-              onChange={(e) => update({ kind: e.target.value as Kind })}
-              error={Boolean(err("recurrence"))}
-              helperText={err("recurrence")}
+              label="On"
+              value={draft.rule}
+              onChange={(e) => update({ rule: e.target.value as WindowDraft["rule"] })}
+              sx={{ flex: "1 1 180px" }}
             >
-              {(Object.keys(KIND_LABELS) as Kind[]).map((k) => (
-                <MenuItem key={k} value={k}>
-                  {KIND_LABELS[k]}
-                </MenuItem>
-              ))}
+              <MenuItem value="day_of_month">A day of the month</MenuItem>
+              <MenuItem value="nth_weekday">A weekday of the month</MenuItem>
             </TextField>
-
-            {draft.kind === "once" && (
+            {draft.rule === "day_of_month" ? (
               <TextField
-                label="Date"
-                type="date"
-                required
-                value={draft.date}
-                onChange={(e) => update({ date: e.target.value })}
-                InputLabelProps={{ shrink: true }}
-                error={Boolean(err("recurrence.date"))}
-                helperText={err("recurrence.date") ?? "A date in the past is kept but never opens"}
-              />
-            )}
-            {draft.kind === "weekly" && (
-              <FormControl error={Boolean(err("recurrence.days"))} component="fieldset">
-                <FormLabel component="legend">Days</FormLabel>
-                <FormGroup row>
-                  {WEEKDAYS.map((w) => (
-                    <FormControlLabel
-                      key={w}
-                      label={cap(w).slice(0, 3)}
-                      control={
-                        <Checkbox
-                          checked={draft.days.includes(w)}
-                          inputProps={{ "aria-label": cap(w) }}
-                          onChange={(e) => update({ days: e.target.checked ? [...draft.days, w] : draft.days.filter((x) => x !== w) })}
-                        />
-                      }
-                    />
-                  ))}
-                </FormGroup>
-                {err("recurrence.days") && <FormHelperText>{err("recurrence.days")}</FormHelperText>}
-              </FormControl>
-            )}
-            {draft.kind === "monthly" && (
-              <Box sx={{ display: "flex", gap: 2, flexWrap: "wrap" }}>
-                <TextField
-                  select
-                  label="On"
-                  value={draft.rule}
-                  onChange={(e) => update({ rule: e.target.value as WindowDraft["rule"] })}
-                  sx={{ flex: "1 1 180px" }}
-                >
-                  <MenuItem value="day_of_month">A day of the month</MenuItem>
-                  <MenuItem value="nth_weekday">A weekday of the month</MenuItem>
-                </TextField>
-                {draft.rule === "day_of_month" ? (
-                  <TextField
-                    label="Day of the month"
-                    type="number"
-                    required
-                    value={draft.day}
-                    onChange={(e) => update({ day: e.target.value })}
-                    inputProps={{ min: 1, max: 31 }}
-                    error={Boolean(err("recurrence.day"))}
-                    helperText={err("recurrence.day") ?? "29–31: the last day in shorter months"}
-                    sx={{ flex: "1 1 140px" }}
-                  />
-                ) : (
-                  <>
-                    <TextField
-                      select
-                      label="Which"
-                      value={draft.nth}
-                      onChange={(e) => update({ nth: e.target.value })}
-                      error={Boolean(err("recurrence.nth"))}
-                      helperText={err("recurrence.nth")}
-                      sx={{ flex: "1 1 110px" }}
-                    >
-                      {NTH_LABELS.map(([v, l]) => (
-                        <MenuItem key={v} value={v}>
-                          {l}
-                        </MenuItem>
-                      ))}
-                    </TextField>
-                    <TextField select label="Weekday" value={draft.weekday} onChange={(e) => update({ weekday: e.target.value as Weekday })} sx={{ flex: "1 1 130px" }}>
-                      {WEEKDAYS.map((w) => (
-                        <MenuItem key={w} value={w}>
-                          {cap(w)}
-                        </MenuItem>
-                      ))}
-                    </TextField>
-                  </>
-                )}
-              </Box>
-            )}
-
-            <Box sx={{ display: "flex", gap: 2, flexWrap: "wrap" }}>
-              <TextField
-                label="Starts at"
-                type="time"
-                required
-                value={draft.startTime}
-                onChange={(e) => update({ startTime: e.target.value })}
-                InputLabelProps={{ shrink: true }}
-                error={Boolean(err("start_time"))}
-                helperText={err("start_time") ?? "Local time in the window's time zone"}
-                sx={{ flex: "1 1 150px" }}
-              />
-              <TextField
-                label="Duration (minutes)"
+                label="Day of the month"
                 type="number"
                 required
-                value={draft.duration}
-                onChange={(e) => update({ duration: e.target.value })}
-                inputProps={{ min: 1, max: DURATION_MAX_MINUTES }}
-                error={Boolean(err("duration_minutes"))}
-                helperText={err("duration_minutes") ?? (Number.isInteger(minutes) && minutes > 0 ? `${formatDuration(minutes)}; at most 7 days` : "1 to 10080")}
-                sx={{ flex: "1 1 150px" }}
+                value={draft.day}
+                onChange={(e) => update({ day: e.target.value })}
+                inputProps={{ min: 1, max: 31 }}
+                error={Boolean(err("recurrence.day"))}
+                helperText={err("recurrence.day") ?? "29–31: the last day in shorter months"}
+                sx={{ flex: "1 1 140px" }}
               />
-            </Box>
-            <Autocomplete<string, false, false, true>
-              freeSolo
-              options={zones}
-              value={draft.timeZone}
-              inputValue={draft.timeZone}
-              onInputChange={(_, v) => update({ timeZone: v })}
-              onChange={(_, v) => update({ timeZone: v ?? "" })}
-              renderInput={(params) => (
+            ) : (
+              <>
                 <TextField
-                  {...params}
-                  label="Time zone"
-                  required
-                  error={Boolean(err("time_zone"))}
-                  helperText={err("time_zone") ?? `An IANA name. Yours is ${browserTimeZone()}. The window follows this zone's clock, daylight saving included.`}
-                />
-              )}
-            />
-            <FormControlLabel control={<Switch checked={draft.enabled} onChange={(e) => update({ enabled: e.target.checked })} />} label="Enabled (a disabled window is kept but ignored)" />
-            {touched && Object.keys(clientErrors).length > 0 && (
-              <Typography role="alert" color="error" variant="body2">
-                Some fields need attention (marked above).
-              </Typography>
+                  select
+                  label="Which"
+                  value={draft.nth}
+                  onChange={(e) => update({ nth: e.target.value })}
+                  error={Boolean(err("recurrence.nth"))}
+                  helperText={err("recurrence.nth")}
+                  sx={{ flex: "1 1 110px" }}
+                >
+                  {NTH_LABELS.map(([v, l]) => (
+                    <MenuItem key={v} value={v}>
+                      {l}
+                    </MenuItem>
+                  ))}
+                </TextField>
+                <TextField select label="Weekday" value={draft.weekday} onChange={(e) => update({ weekday: e.target.value as Weekday })} sx={{ flex: "1 1 130px" }}>
+                  {WEEKDAYS.map((w) => (
+                    <MenuItem key={w} value={w}>
+                      {cap(w)}
+                    </MenuItem>
+                  ))}
+                </TextField>
+              </>
             )}
-            {serverError !== null && !knownField && <FormError error={serverError} />}
-          </Stack>
-        </DialogContent>
-        <DialogActions>
-          <Button onClick={onClose} disabled={busy}>
-            Cancel
-          </Button>
-          <Button type="submit" variant="contained" disabled={busy}>
-            {busy ? "Saving…" : editing ? "Save" : "Create window"}
-          </Button>
-        </DialogActions>
-      </form>
-    </Dialog>
+          </Box>
+        )}
+
+        <Box sx={{ display: "flex", gap: 2, flexWrap: "wrap" }}>
+          <TextField
+            label="Starts at"
+            type="time"
+            required
+            value={draft.startTime}
+            onChange={(e) => update({ startTime: e.target.value })}
+            InputLabelProps={{ shrink: true }}
+            error={Boolean(err("start_time"))}
+            helperText={err("start_time") ?? "Local time in the window's time zone"}
+            sx={{ flex: "1 1 150px" }}
+          />
+          <TextField
+            label="Duration (minutes)"
+            type="number"
+            required
+            value={draft.duration}
+            onChange={(e) => update({ duration: e.target.value })}
+            inputProps={{ min: 1, max: DURATION_MAX_MINUTES }}
+            error={Boolean(err("duration_minutes"))}
+            helperText={err("duration_minutes") ?? (Number.isInteger(minutes) && minutes > 0 ? `${formatDuration(minutes)}; at most 7 days` : "1 to 10080")}
+            sx={{ flex: "1 1 150px" }}
+          />
+        </Box>
+        <Autocomplete<string, false, false, true>
+          freeSolo
+          options={zones}
+          value={draft.timeZone}
+          inputValue={draft.timeZone}
+          onInputChange={(_, v) => update({ timeZone: v })}
+          onChange={(_, v) => update({ timeZone: v ?? "" })}
+          renderInput={(params) => (
+            <TextField
+              {...params}
+              label="Time zone"
+              required
+              error={Boolean(err("time_zone"))}
+              helperText={err("time_zone") ?? `An IANA name. Yours is ${browserTimeZone()}. The window follows this zone's clock, daylight saving included.`}
+            />
+          )}
+        />
+        <FormControlLabel control={<Switch checked={draft.enabled} onChange={(e) => update({ enabled: e.target.checked })} />} label="Enabled (a disabled window is kept but ignored)" />
+        {touched && Object.keys(clientErrors).length > 0 && (
+          <Typography role="alert" color="error" variant="body2">
+            Some fields need attention (marked above).
+          </Typography>
+        )}
+        {serverError !== null && !knownField && <FormError error={serverError} />}
+      </Stack>
+    </FormDialog>
   );
 }

@@ -12,11 +12,10 @@ import {
   Link,
   List,
   ListItem,
-  Skeleton,
   Stack,
   Typography,
 } from "@mui/material";
-import { useQuery, type UseQueryResult } from "@tanstack/react-query";
+import { useQuery } from "@tanstack/react-query";
 import {
   DASHBOARD_DAYS,
   DASHBOARD_POLL_MS,
@@ -33,8 +32,8 @@ import { useMe } from "../auth/session";
 import { DateTime } from "../components/DateTime";
 import { DeploymentProgress } from "../components/DeploymentProgress";
 import { EmptyState } from "../components/EmptyState";
-import { ErrorPanel } from "../components/errors";
 import { PageHeader } from "../components/PageHeader";
+import { CardBody, SectionCard } from "../components/SectionCard";
 import { StateChip } from "../components/tables";
 import { TrendChart, formatPercent } from "../components/TrendChart";
 
@@ -44,68 +43,6 @@ const RECENT_DEPLOYMENTS: DeploymentListQuery = { limit: 5, offset: 0 };
 const UPCOMING_SHOWN = 5;
 
 // ---- Building blocks -------------------------------------------------------------------------
-
-interface DashCardProps {
-  id: string;
-  title: string;
-  /** "All deployments" and where it goes. */
-  link?: { to: string; label: string };
-  children: ReactNode;
-  wide?: boolean;
-}
-
-/** One titled card of the dashboard (a labelled section). */
-function DashCard({ id, title, link, children, wide }: DashCardProps) {
-  return (
-    <Card
-      variant="outlined"
-      component="section"
-      aria-labelledby={id}
-      sx={{ display: "flex", flexDirection: "column", minWidth: 0, gridColumn: wide ? "1 / -1" : undefined }}
-    >
-      <CardContent sx={{ flexGrow: 1 }}>
-        <Box sx={{ display: "flex", flexWrap: "wrap", alignItems: "baseline", justifyContent: "space-between", gap: 1, mb: 1.5 }}>
-          <Typography variant="h6" component="h2" id={id}>
-            {title}
-          </Typography>
-          {link && (
-            <Link component={RouterLink} to={link.to} variant="body2">
-              {link.label}
-            </Link>
-          )}
-        </Box>
-        {children}
-      </CardContent>
-    </Card>
-  );
-}
-
-/** A card's skeleton while its data loads, its error with Retry, or its content. */
-function CardBody<T>({
-  query,
-  what,
-  lines = 3,
-  children,
-}: {
-  query: UseQueryResult<T>;
-  what: string;
-  lines?: number;
-  children: (data: T) => ReactNode;
-}) {
-  if (query.isPending) {
-    return (
-      <Box role="status" aria-busy="true" aria-label={`Loading ${what}`}>
-        {Array.from({ length: lines }, (_, i) => (
-          <Skeleton key={i} height={32} />
-        ))}
-      </Box>
-    );
-  }
-  if (query.isError) {
-    return <ErrorPanel error={query.error} title={`Could not load ${what}`} onRetry={() => void query.refetch()} />;
-  }
-  return <>{children(query.data)}</>;
-}
 
 type Tone = "success" | "warning" | "error" | undefined;
 
@@ -401,7 +338,7 @@ function Workers() {
     refetchInterval: DASHBOARD_POLL_MS,
   });
   return (
-    <DashCard id="dash-workers" title="Workers" link={{ to: "/workers", label: "Workers and job queue" }}>
+    <SectionCard id="dash-workers" title="Workers" link={{ to: "/workers", label: "Workers and job queue" }}>
       <CardBody query={workers} what="the workers" lines={2}>
         {(w) => {
           // As on the workers page: a running worker (not stopped) whose heartbeat is old is stale.
@@ -428,7 +365,7 @@ function Workers() {
           );
         }}
       </CardBody>
-    </DashCard>
+    </SectionCard>
   );
 }
 
@@ -474,33 +411,33 @@ export function DashboardPage() {
           <EmptyFleet isAdmin={isAdmin} canAddHosts={canAct} />
         ) : (
           <>
-            <DashCard id="dash-hosts" title="Hosts" link={{ to: "/hosts", label: "All hosts" }} wide>
+            <SectionCard id="dash-hosts" title="Hosts" link={{ to: "/hosts", label: "All hosts" }} wide>
               <CardBody query={summary} what="the host counts" lines={2}>
                 {(d) => <HostCounts d={d} />}
               </CardBody>
-            </DashCard>
-            <DashCard id="dash-compliance" title="Compliance">
+            </SectionCard>
+            <SectionCard id="dash-compliance" title="Compliance">
               <CardBody query={summary} what="compliance" lines={5}>
                 {(d) => <Compliance d={d} />}
               </CardBody>
-            </DashCard>
-            <DashCard id="dash-security" title="Pending security updates" link={{ to: HOST_LINKS.security, label: "Hosts with security updates" }}>
+            </SectionCard>
+            <SectionCard id="dash-security" title="Pending security updates" link={{ to: HOST_LINKS.security, label: "Hosts with security updates" }}>
               <CardBody query={summary} what="the security updates" lines={5}>
                 {(d) => <SecurityUpdates d={d} />}
               </CardBody>
-            </DashCard>
+            </SectionCard>
           </>
         )}
-        <DashCard id="dash-windows" title="Upcoming maintenance windows" link={{ to: "/maintenance-windows", label: "Maintenance windows" }}>
+        <SectionCard id="dash-windows" title="Upcoming maintenance windows" link={{ to: "/maintenance-windows", label: "Maintenance windows" }}>
           <CardBody query={upcoming} what="the maintenance windows">
             {(o) => <UpcomingWindows items={o.items} canEdit={canAct} />}
           </CardBody>
-        </DashCard>
-        <DashCard id="dash-deployments" title="Recent deployments" link={{ to: "/deployments", label: "All deployments" }}>
+        </SectionCard>
+        <SectionCard id="dash-deployments" title="Recent deployments" link={{ to: "/deployments", label: "All deployments" }}>
           <CardBody query={deployments} what="the deployments">
             {(p) => <RecentDeployments items={p.items} canCreate={canAct} />}
           </CardBody>
-        </DashCard>
+        </SectionCard>
         {isAdmin && <Workers />}
       </Box>
     </>

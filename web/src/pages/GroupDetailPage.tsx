@@ -8,7 +8,6 @@ import {
   Card,
   CardContent,
   Chip,
-  IconButton,
   Link,
   Skeleton,
   Stack,
@@ -18,7 +17,6 @@ import {
   TableHead,
   TableRow,
   TextField,
-  Tooltip,
   Typography,
 } from "@mui/material";
 import EditIcon from "@mui/icons-material/Edit";
@@ -32,9 +30,10 @@ import { groupKeys, groupsApi, type GroupUserView } from "../api/groups";
 import { useMe } from "../auth/session";
 import { EmptyState } from "../components/EmptyState";
 import { ErrorPanel, FormError } from "../components/errors";
-import { GroupDialog } from "../components/GroupDialog";
+import { DeleteGroupDialog, GroupDialog } from "../components/GroupDialog";
 import { PageHeader } from "../components/PageHeader";
 import { ConfirmDialog } from "../components/PasswordConfirmDialog";
+import { IconAction } from "../components/RowActions";
 import { ScrollTable, StateChip, TableSkeleton } from "../components/tables";
 import { useDebounced } from "../urlState";
 
@@ -264,14 +263,11 @@ export function GroupDetailPage() {
           void client.invalidateQueries({ queryKey: groupKeys.all });
         }}
       />
-      <ConfirmDialog
+      <DeleteGroupDialog
         open={deleting}
-        title="Delete this group?"
-        description={`“${g.name}” and its memberships go; its hosts and users stay. A host that was only in this group becomes ungrouped, and so visible to every operator and viewer. Its maintenance windows, blackouts and deployment policy are deleted with it`}
-        confirmLabel="Delete group"
+        group={g}
         onClose={() => setDeleting(false)}
-        onConfirm={async () => {
-          await groupsApi.remove(g.id);
+        onDeleted={() => {
           setDeleting(false);
           client.removeQueries({ queryKey: groupKeys.one(id) });
           void client.invalidateQueries({ queryKey: groupKeys.all });
@@ -342,11 +338,9 @@ function HostTable({ hosts, groupId, canRemove, onRemove }: { hosts: HostView[];
                 </TableCell>
                 {canRemove && (
                   <TableCell align="right">
-                    <Tooltip title="Take out of the group">
-                      <IconButton size="small" aria-label={`Remove ${h.hostname} from the group`} onClick={() => onRemove(h)}>
-                        <LinkOffIcon fontSize="small" />
-                      </IconButton>
-                    </Tooltip>
+                    <IconAction title="Take out of the group" label={`Remove ${h.hostname} from the group`} onClick={() => onRemove(h)}>
+                      <LinkOffIcon fontSize="small" />
+                    </IconAction>
                   </TableCell>
                 )}
               </TableRow>
@@ -387,11 +381,9 @@ function UserTable({ users, canRemove, onRemove }: { users: GroupUserView[]; can
               <TableCell>{u.role}</TableCell>
               {canRemove && (
                 <TableCell align="right">
-                  <Tooltip title="Take out of the group">
-                    <IconButton size="small" aria-label={`Remove ${u.username} from the group`} onClick={() => onRemove(u)}>
-                      <PersonRemoveIcon fontSize="small" />
-                    </IconButton>
-                  </Tooltip>
+                  <IconAction title="Take out of the group" label={`Remove ${u.username} from the group`} onClick={() => onRemove(u)}>
+                    <PersonRemoveIcon fontSize="small" />
+                  </IconAction>
                 </TableCell>
               )}
             </TableRow>

@@ -1,6 +1,6 @@
 import { useState } from "react";
 import { Link as RouterLink, useNavigate } from "react-router-dom";
-import { Box, Button, Link, Skeleton, Table, TableBody, TableCell, TableHead, TableRow } from "@mui/material";
+import { Button, Link, Skeleton, Table, TableBody, TableCell, TableHead, TableRow } from "@mui/material";
 import AddIcon from "@mui/icons-material/Add";
 import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
 import { fleetApi, keys } from "../api/fleet";
@@ -8,9 +8,9 @@ import { groupKeys, groupsApi, type GroupListQuery, type GroupView } from "../ap
 import { useMe } from "../auth/session";
 import { DateTime } from "../components/DateTime";
 import { EmptyState } from "../components/EmptyState";
-import { GroupDialog } from "../components/GroupDialog";
+import { DeleteGroupDialog, GroupDialog } from "../components/GroupDialog";
 import { PageHeader } from "../components/PageHeader";
-import { ConfirmDialog } from "../components/PasswordConfirmDialog";
+import { EditDeleteButtons, RowButtons } from "../components/RowActions";
 import { ListBody, ListCard, Pager, ScrollTable } from "../components/tables";
 import { intParam, useUrlParams } from "../urlState";
 
@@ -119,24 +119,15 @@ export function GroupsPage() {
                       <DateTime value={g.created_at} />
                     </TableCell>
                     <TableCell align="right">
-                      <Box sx={{ display: "inline-flex", gap: 0.5 }}>
+                      <RowButtons>
                         <Button size="small" component={RouterLink} to={`/groups/${g.id}/policy`} aria-label={`Deployment policy of ${g.name}`}>
                           Policy
                         </Button>
                         <Button size="small" component={RouterLink} to={`/maintenance-windows?group=${g.id}`} aria-label={`Maintenance windows of ${g.name}`}>
                           Windows
                         </Button>
-                        {isAdmin && (
-                          <>
-                            <Button size="small" onClick={() => setEditing(g)} aria-label={`Edit ${g.name}`}>
-                              Edit
-                            </Button>
-                            <Button size="small" color="error" onClick={() => setDeleting(g)} aria-label={`Delete ${g.name}`}>
-                              Delete
-                            </Button>
-                          </>
-                        )}
-                      </Box>
+                        {isAdmin && <EditDeleteButtons name={g.name} onEdit={() => setEditing(g)} onDelete={() => setDeleting(g)} />}
+                      </RowButtons>
                     </TableCell>
                   </TableRow>
                 ))}
@@ -173,15 +164,11 @@ export function GroupsPage() {
           void refresh();
         }}
       />
-      <ConfirmDialog
+      <DeleteGroupDialog
         open={deleting !== null}
-        title="Delete this group?"
-        description={`“${deleting?.name ?? ""}” and its memberships go; its hosts and users stay. A host that was only in this group becomes ungrouped, and so visible to every operator and viewer. Its maintenance windows, blackouts and deployment policy are deleted with it`}
-        confirmLabel="Delete group"
+        group={deleting}
         onClose={() => setDeleting(null)}
-        onConfirm={async () => {
-          if (!deleting) return;
-          await groupsApi.remove(deleting.id);
+        onDeleted={async () => {
           setDeleting(null);
           await refresh();
         }}

@@ -19,14 +19,11 @@ import {
   TableRow,
   Tabs,
   TextField,
-  Tooltip,
   Typography,
 } from "@mui/material";
 import AddIcon from "@mui/icons-material/Add";
 import ChevronLeftIcon from "@mui/icons-material/ChevronLeft";
 import ChevronRightIcon from "@mui/icons-material/ChevronRight";
-import EditIcon from "@mui/icons-material/Edit";
-import DeleteIcon from "@mui/icons-material/Delete";
 import { keepPreviousData, useQueries, useQuery, useQueryClient } from "@tanstack/react-query";
 import { fleetApi, keys, type GroupView } from "../api/fleet";
 import {
@@ -49,6 +46,8 @@ import { ErrorPanel } from "../components/errors";
 import { AgendaList, MonthGrid, addMonths, formatMonth, gridRange, monthLabel, monthOf, parseMonth, type Month } from "../components/MonthCalendar";
 import { PageHeader } from "../components/PageHeader";
 import { ConfirmDialog } from "../components/PasswordConfirmDialog";
+import { groupOptions } from "../components/formDialog";
+import { EditDeleteIcons } from "../components/RowActions";
 import { ListBody, ListCard, Pager, ScrollTable, StateChip, TableSkeleton } from "../components/tables";
 import { WindowDialog } from "../components/WindowDialog";
 import { intParam, useUrlParams } from "../urlState";
@@ -243,16 +242,7 @@ function WindowsTab({
                   </TableCell>
                   {canEdit && (
                     <TableCell align="right">
-                      <Tooltip title="Edit">
-                        <IconButton size="small" aria-label={`Edit window ${w.name}`} onClick={() => onEdit(w)}>
-                          <EditIcon fontSize="small" />
-                        </IconButton>
-                      </Tooltip>
-                      <Tooltip title="Delete">
-                        <IconButton size="small" aria-label={`Delete window ${w.name}`} onClick={() => onDelete(w)}>
-                          <DeleteIcon fontSize="small" />
-                        </IconButton>
-                      </Tooltip>
+                      <EditDeleteIcons name={`window ${w.name}`} onEdit={() => onEdit(w)} onDelete={() => onDelete(w)} />
                     </TableCell>
                   )}
                 </TableRow>
@@ -356,16 +346,7 @@ function BlackoutsTab({
                     </TableCell>
                     {canEdit && (
                       <TableCell align="right">
-                        <Tooltip title="Edit">
-                          <IconButton size="small" aria-label={`Edit blackout ${b.name}`} onClick={() => onEdit(b)}>
-                            <EditIcon fontSize="small" />
-                          </IconButton>
-                        </Tooltip>
-                        <Tooltip title="Delete">
-                          <IconButton size="small" aria-label={`Delete blackout ${b.name}`} onClick={() => onDelete(b)}>
-                            <DeleteIcon fontSize="small" />
-                          </IconButton>
-                        </Tooltip>
+                        <EditDeleteIcons name={`blackout ${b.name}`} onEdit={() => onEdit(b)} onDelete={() => onDelete(b)} />
                       </TableCell>
                     )}
                   </TableRow>
@@ -446,12 +427,7 @@ export function MaintenanceWindowsPage() {
           InputLabelProps={{ shrink: true }}
         >
           <MenuItem value="">Every window I may see</MenuItem>
-          {groupId > 0 && !groupItems.some((g) => g.id === groupId) && <MenuItem value={String(groupId)}>Group {groupId}</MenuItem>}
-          {groupItems.map((g) => (
-            <MenuItem key={g.id} value={String(g.id)}>
-              {g.name}
-            </MenuItem>
-          ))}
+          {groupOptions(groupItems, groupId ? String(groupId) : "")}
         </TextField>
         {!groupId && hostId > 0 && (
           <Chip label={<>Host: <HostNameText id={hostId} /> (its own windows and its groups')</>} onDelete={() => set({ host: "" })} />

@@ -1,4 +1,4 @@
-import { useEffect, useState, type FormEvent, type ReactNode } from "react";
+import { useEffect, useState, type ReactNode } from "react";
 import {
   Alert,
   AlertTitle,
@@ -6,11 +6,7 @@ import {
   Button,
   Checkbox,
   Chip,
-  Dialog,
-  DialogActions,
-  DialogContent,
   DialogContentText,
-  DialogTitle,
   FormControl,
   FormControlLabel,
   FormGroup,
@@ -54,8 +50,10 @@ import {
 import { DateTime } from "../components/DateTime";
 import { EmptyState } from "../components/EmptyState";
 import { FormError } from "../components/errors";
+import { FormDialog, groupOptions, useDraftDialog, useSubmit } from "../components/formDialog";
 import { PageHeader } from "../components/PageHeader";
 import { ConfirmDialog } from "../components/PasswordConfirmDialog";
+import { EditDeleteButtons, RowButtons } from "../components/RowActions";
 import { ListBody, ListCard, Pager, ScrollTable, StateChip } from "../components/tables";
 import { MONO_FONTS } from "../theme";
 import { intParam, useUrlParams } from "../urlState";
@@ -166,23 +164,11 @@ export function settingsOf(d: ChannelDraft): Record<string, unknown> {
 const CHANNEL_FIELDS = ["name", "kind", "secret", "settings.host", "settings.port", "settings.mode", "settings.username", "settings.from", "settings.url", "settings.format", "settings.ca_pem"];
 
 function ChannelDialog({ open, channel, onClose, onSaved }: { open: boolean; channel: ChannelView | null; onClose: () => void; onSaved: () => void }) {
-  const [d, setD] = useState<ChannelDraft>(() => draftOf(channel));
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  useEffect(() => {
-    if (open) {
-      setD(draftOf(channel));
-      setError(null);
-    }
-  }, [open, channel]);
-  const upd = (patch: Partial<ChannelDraft>) => setD((p) => ({ ...p, ...patch }));
+  const { draft: d, update: upd, error, busy, run } = useDraftDialog(open, () => draftOf(channel), [channel]);
   const editing = channel !== null;
   const secretName = d.kind === "smtp" ? "SMTP password" : "Signing secret";
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+  const submit = () =>
+    run(async () => {
       const settings = settingsOf(d);
       if (channel) {
         const body: { name: string; enabled: boolean; settings: Record<string, unknown>; secret?: string } = { name: d.name.trim(), enabled: d.enabled, settings };
@@ -193,12 +179,7 @@ function ChannelDialog({ open, channel, onClose, onSaved }: { open: boolean; cha
         await notificationsApi.createChannel({ name: d.name.trim(), kind: d.kind, enabled: d.enabled, settings, ...(d.secret !== "" ? { secret: d.secret } : {}) });
       }
       onSaved();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   const secretField = (
     <TextField
       label={secretName}
@@ -217,173 +198,158 @@ function ChannelDialog({ open, channel, onClose, onSaved }: { open: boolean; cha
     />
   );
   return (
-    <Dialog open={open} onClose={busy ? undefined : onClose} fullWidth maxWidth="sm" aria-labelledby="channel-title">
-      <form onSubmit={(e) => void submit(e)} noValidate>
-        <DialogTitle id="channel-title">{channel ? `Edit channel ${channel.name}` : "New channel"}</DialogTitle>
-        <DialogContent>
-          <Stack spacing={2} sx={{ pt: 1 }}>
-            <TextField label="Name" required autoFocus value={d.name} onChange={(e) => upd({ name: e.target.value })} inputProps={{ maxLength: 64 }} {...fieldProps(error, "name", "1–64 characters, unique")} />
-            <TextField select label="Kind" value={d.kind} disabled={editing} onChange={(e) => upd({ kind: e.target.value as ChannelKind })} {...fieldProps(error, "kind", editing ? "A channel's kind cannot change." : undefined)}>
-              <MenuItem value="smtp">E-mail (SMTP)</MenuItem>
-              <MenuItem value="webhook">Webhook (generic, Slack or Discord)</MenuItem>
+    <FormDialog
+      open={open}
+      onClose={onClose}
+      titleId="channel-title"
+      title={channel ? `Edit channel ${channel.name}` : "New channel"}
+      onSubmit={submit}
+      busy={busy}
+      submitLabel={editing ? "Save" : "Create channel"}
+    >
+      <Stack spacing={2} sx={{ pt: 1 }}>
+        <TextField label="Name" required autoFocus value={d.name} onChange={(e) => upd({ name: e.target.value })} inputProps={{ maxLength: 64 }} {...fieldProps(error, "name", "1–64 characters, unique")} />
+        <TextField select label="Kind" value={d.kind} disabled={editing} onChange={(e) => upd({ kind: e.target.value as ChannelKind })} {...fieldProps(error, "kind", editing ? "A channel's kind cannot change." : undefined)}>
+          <MenuItem value="smtp">E-mail (SMTP)</MenuItem>
+          <MenuItem value="webhook">Webhook (generic, Slack or Discord)</MenuItem>
+        </TextField>
+        {d.kind === "smtp" ? (
+          <>
+            <Box sx={{ display: "flex", gap: 2, flexDirection: { xs: "column", sm: "row" } }}>
+              <TextField label="SMTP server" required value={d.host} onChange={(e) => upd({ host: e.target.value })} sx={{ flexGrow: 1 }} {...fieldProps(error, "settings.host", "Host name or address")} />
+              <TextField
+                label="Port"
+                type="number"
+                value={d.port}
+                onChange={(e) => upd({ port: e.target.value })}
+                inputProps={{ min: 1, max: 65535 }}
+                sx={{ width: { sm: 140 } }}
+                {...fieldProps(error, "settings.port", `Default ${SMTP_MODES.find((m) => m.value === d.mode)?.port ?? ""}`)}
+              />
+            </Box>
+            <TextField select label="Encryption" value={d.mode} onChange={(e) => upd({ mode: e.target.value as SmtpMode })} {...fieldProps(error, "settings.mode")}>
+              {SMTP_MODES.map((m) => (
+                <MenuItem key={m.value} value={m.value}>
+                  {m.label}
+                </MenuItem>
+              ))}
             </TextField>
-            {d.kind === "smtp" ? (
-              <>
-                <Box sx={{ display: "flex", gap: 2, flexDirection: { xs: "column", sm: "row" } }}>
-                  <TextField label="SMTP server" required value={d.host} onChange={(e) => upd({ host: e.target.value })} sx={{ flexGrow: 1 }} {...fieldProps(error, "settings.host", "Host name or address")} />
-                  <TextField
-                    label="Port"
-                    type="number"
-                    value={d.port}
-                    onChange={(e) => upd({ port: e.target.value })}
-                    inputProps={{ min: 1, max: 65535 }}
-                    sx={{ width: { sm: 140 } }}
-                    {...fieldProps(error, "settings.port", `Default ${SMTP_MODES.find((m) => m.value === d.mode)?.port ?? ""}`)}
-                  />
-                </Box>
-                <TextField select label="Encryption" value={d.mode} onChange={(e) => upd({ mode: e.target.value as SmtpMode })} {...fieldProps(error, "settings.mode")}>
-                  {SMTP_MODES.map((m) => (
-                    <MenuItem key={m.value} value={m.value}>
-                      {m.label}
-                    </MenuItem>
-                  ))}
-                </TextField>
-                <TextField label="From" required value={d.from} onChange={(e) => upd({ from: e.target.value })} {...fieldProps(error, "settings.from", "e.g. Patchdeck <patchdeck@example.com>")} />
-                <TextField label="User name" value={d.username} onChange={(e) => upd({ username: e.target.value })} autoComplete="off" {...fieldProps(error, "settings.username", "Leave empty for a relay that needs no sign-in")} />
-              </>
-            ) : (
-              <>
-                <TextField label="URL" required value={d.url} onChange={(e) => upd({ url: e.target.value })} inputProps={{ inputMode: "url" }} {...fieldProps(error, "settings.url", "https:// (plain http:// only to a loopback address); redirects are not followed")} />
-                <TextField select label="Format" value={d.format} onChange={(e) => upd({ format: e.target.value as WebhookFormat })} {...fieldProps(error, "settings.format")}>
-                  {WEBHOOK_FORMATS.map((f) => (
-                    <MenuItem key={f.value} value={f.value}>
-                      {f.label}
-                    </MenuItem>
-                  ))}
-                </TextField>
-              </>
-            )}
-            {channel ? (
-              <Box>
-                <TextField
-                  select
-                  label={secretName}
-                  value={d.secretAction}
-                  onChange={(e) => upd({ secretAction: e.target.value as ChannelDraft["secretAction"], secret: "" })}
-                  fullWidth
-                  helperText={channel.secret_set ? "Currently set. It is never shown." : "Currently not set."}
-                >
-                  <MenuItem value="keep">{channel.secret_set ? "Keep the current one" : "Leave unset"}</MenuItem>
-                  <MenuItem value="set">{channel.secret_set ? "Replace it" : "Set one"}</MenuItem>
-                  {channel.secret_set && <MenuItem value="remove">Remove it</MenuItem>}
-                </TextField>
-                {d.secretAction === "set" && <Box sx={{ mt: 2 }}>{secretField}</Box>}
-                {d.secretAction !== "set" && fieldOf(error) === "secret" && (
-                  <FormHelperText error>{isApiError(error) ? error.message : ""}</FormHelperText>
-                )}
-              </Box>
-            ) : (
-              secretField
-            )}
+            <TextField label="From" required value={d.from} onChange={(e) => upd({ from: e.target.value })} {...fieldProps(error, "settings.from", "e.g. Patchdeck <patchdeck@example.com>")} />
+            <TextField label="User name" value={d.username} onChange={(e) => upd({ username: e.target.value })} autoComplete="off" {...fieldProps(error, "settings.username", "Leave empty for a relay that needs no sign-in")} />
+          </>
+        ) : (
+          <>
+            <TextField label="URL" required value={d.url} onChange={(e) => upd({ url: e.target.value })} inputProps={{ inputMode: "url" }} {...fieldProps(error, "settings.url", "https:// (plain http:// only to a loopback address); redirects are not followed")} />
+            <TextField select label="Format" value={d.format} onChange={(e) => upd({ format: e.target.value as WebhookFormat })} {...fieldProps(error, "settings.format")}>
+              {WEBHOOK_FORMATS.map((f) => (
+                <MenuItem key={f.value} value={f.value}>
+                  {f.label}
+                </MenuItem>
+              ))}
+            </TextField>
+          </>
+        )}
+        {channel ? (
+          <Box>
             <TextField
-              label="Extra CA certificate (PEM, optional)"
-              multiline
-              minRows={2}
-              value={d.caPem}
-              onChange={(e) => upd({ caPem: e.target.value })}
-              inputProps={{ spellCheck: false, style: { fontFamily: MONO_FONTS, fontSize: "0.75rem" } }}
-              {...fieldProps(error, "settings.ca_pem", "For a private server: its CA, trusted besides the public roots")}
-            />
-            <FormControlLabel control={<Switch checked={d.enabled} onChange={(e) => upd({ enabled: e.target.checked })} />} label="Enabled" />
-          </Stack>
-          <OtherError error={error} fields={CHANNEL_FIELDS} />
-        </DialogContent>
-        <DialogActions>
-          <Button onClick={onClose} disabled={busy}>
-            Cancel
-          </Button>
-          <Button type="submit" variant="contained" disabled={busy}>
-            {busy ? "Saving…" : editing ? "Save" : "Create channel"}
-          </Button>
-        </DialogActions>
-      </form>
-    </Dialog>
+              select
+              label={secretName}
+              value={d.secretAction}
+              onChange={(e) => upd({ secretAction: e.target.value as ChannelDraft["secretAction"], secret: "" })}
+              fullWidth
+              helperText={channel.secret_set ? "Currently set. It is never shown." : "Currently not set."}
+            >
+              <MenuItem value="keep">{channel.secret_set ? "Keep the current one" : "Leave unset"}</MenuItem>
+              <MenuItem value="set">{channel.secret_set ? "Replace it" : "Set one"}</MenuItem>
+              {channel.secret_set && <MenuItem value="remove">Remove it</MenuItem>}
+            </TextField>
+            {d.secretAction === "set" && <Box sx={{ mt: 2 }}>{secretField}</Box>}
+            {d.secretAction !== "set" && fieldOf(error) === "secret" && (
+              <FormHelperText error>{isApiError(error) ? error.message : ""}</FormHelperText>
+            )}
+          </Box>
+        ) : (
+          secretField
+        )}
+        <TextField
+          label="Extra CA certificate (PEM, optional)"
+          multiline
+          minRows={2}
+          value={d.caPem}
+          onChange={(e) => upd({ caPem: e.target.value })}
+          inputProps={{ spellCheck: false, style: { fontFamily: MONO_FONTS, fontSize: "0.75rem" } }}
+          {...fieldProps(error, "settings.ca_pem", "For a private server: its CA, trusted besides the public roots")}
+        />
+        <FormControlLabel control={<Switch checked={d.enabled} onChange={(e) => upd({ enabled: e.target.checked })} />} label="Enabled" />
+      </Stack>
+      <OtherError error={error} fields={CHANNEL_FIELDS} />
+    </FormDialog>
   );
 }
 
 function TestDialog({ channel, onClose }: { channel: ChannelView | null; onClose: () => void }) {
   const [recipients, setRecipients] = useState("");
   const [result, setResult] = useState<TestChannelResult | null>(null);
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
+  const { error, setError, busy, run } = useSubmit();
   useEffect(() => {
     if (channel) {
       setResult(null);
       setError(null);
     }
-  }, [channel]);
+  }, [channel, setError]);
   const smtp = channel?.kind === "smtp";
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
+  const submit = async () => {
     if (!channel) return;
-    setBusy(true);
-    setError(null);
     setResult(null);
-    try {
+    await run(async () => {
       setResult(await notificationsApi.testChannel(channel.id, smtp ? { recipients: splitAddresses(recipients) } : {}));
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
-    <Dialog open={channel !== null} onClose={busy ? undefined : onClose} fullWidth maxWidth="sm" aria-labelledby="test-title">
-      <form onSubmit={(e) => void submit(e)} noValidate>
-        <DialogTitle id="test-title">Test {channel?.name}</DialogTitle>
-        <DialogContent>
-          <DialogContentText sx={{ mb: 2 }}>
-            Sends a test message now (not through the queue) and says whether the {smtp ? "SMTP server" : "receiver"} accepted it. The
-            test is recorded in the audit log.
-          </DialogContentText>
-          {smtp && (
-            <TextField
-              label="Send to"
-              required
-              multiline
-              minRows={2}
-              autoFocus
-              value={recipients}
-              onChange={(e) => setRecipients(e.target.value)}
-              {...fieldProps(error, "recipients", "E-mail addresses, one per line or separated by commas")}
-            />
-          )}
-          <OtherError error={error} fields={["recipients"]} />
-          <Box aria-live="polite">
-            {result &&
-              (result.delivered ? (
-                <Alert severity="success" sx={{ mt: 2 }}>
-                  <AlertTitle>Delivered</AlertTitle>
-                  The {smtp ? "SMTP server" : "receiver"} accepted the test message.
-                </Alert>
-              ) : (
-                <Alert severity="error" sx={{ mt: 2 }}>
-                  <AlertTitle>Not delivered</AlertTitle>
-                  {result.error ?? "The manager gave no reason."}
-                </Alert>
-              ))}
-          </Box>
-        </DialogContent>
-        <DialogActions>
-          <Button onClick={onClose} disabled={busy}>
-            Close
-          </Button>
-          <Button type="submit" variant="contained" disabled={busy || (smtp && splitAddresses(recipients).length === 0)}>
-            {busy ? "Sending…" : result ? "Send again" : "Send test"}
-          </Button>
-        </DialogActions>
-      </form>
-    </Dialog>
+    <FormDialog
+      open={channel !== null}
+      onClose={onClose}
+      titleId="test-title"
+      title={<>Test {channel?.name}</>}
+      onSubmit={submit}
+      busy={busy}
+      cancelLabel="Close"
+      busyLabel="Sending…"
+      submitLabel={result ? "Send again" : "Send test"}
+      submitDisabled={smtp && splitAddresses(recipients).length === 0}
+    >
+      <DialogContentText sx={{ mb: 2 }}>
+        Sends a test message now (not through the queue) and says whether the {smtp ? "SMTP server" : "receiver"} accepted it. The
+        test is recorded in the audit log.
+      </DialogContentText>
+      {smtp && (
+        <TextField
+          label="Send to"
+          required
+          multiline
+          minRows={2}
+          autoFocus
+          value={recipients}
+          onChange={(e) => setRecipients(e.target.value)}
+          {...fieldProps(error, "recipients", "E-mail addresses, one per line or separated by commas")}
+        />
+      )}
+      <OtherError error={error} fields={["recipients"]} />
+      <Box aria-live="polite">
+        {result &&
+          (result.delivered ? (
+            <Alert severity="success" sx={{ mt: 2 }}>
+              <AlertTitle>Delivered</AlertTitle>
+              The {smtp ? "SMTP server" : "receiver"} accepted the test message.
+            </Alert>
+          ) : (
+            <Alert severity="error" sx={{ mt: 2 }}>
+              <AlertTitle>Not delivered</AlertTitle>
+              {result.error ?? "The manager gave no reason."}
+            </Alert>
+          ))}
+      </Box>
+    </FormDialog>
   );
 }
 
@@ -444,17 +410,12 @@ function ChannelsSection({ onChanged }: { onChanged: () => void }) {
                       <StateChip value={c.enabled ? "active" : "disabled"} label={c.enabled ? "enabled" : "disabled"} />
                     </TableCell>
                     <TableCell align="right">
-                      <Box sx={{ display: "inline-flex", gap: 0.5 }}>
+                      <RowButtons>
                         <Button size="small" onClick={() => setTesting(c)} aria-label={`Test ${c.name}`}>
                           Test
                         </Button>
-                        <Button size="small" onClick={() => setEditing({ channel: c })} aria-label={`Edit ${c.name}`}>
-                          Edit
-                        </Button>
-                        <Button size="small" color="error" onClick={() => setDeleting(c)} aria-label={`Delete ${c.name}`}>
-                          Delete
-                        </Button>
-                      </Box>
+                        <EditDeleteButtons name={c.name} onEdit={() => setEditing({ channel: c })} onDelete={() => setDeleting(c)} />
+                      </RowButtons>
                     </TableCell>
                   </TableRow>
                 ))}
@@ -528,112 +489,82 @@ const RULE_FIELDS = ["name", "events", "channel_id", "recipients", "group_id"];
 
 function RuleDialog({ open, rule, channels, onClose, onSaved }: { open: boolean; rule: RuleView | null; channels: ChannelView[]; onClose: () => void; onSaved: () => void }) {
   const groups = useQuery({ queryKey: keys.groups, queryFn: ({ signal }) => fleetApi.groups(signal), enabled: open });
-  const [d, setD] = useState<RuleDraft>(() => ruleDraftOf(rule, channels));
-  const [error, setError] = useState<unknown>(null);
-  const [busy, setBusy] = useState(false);
-  useEffect(() => {
-    if (open) {
-      setD(ruleDraftOf(rule, channels));
-      setError(null);
-    }
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [open, rule]);
-  const upd = (patch: Partial<RuleDraft>) => setD((p) => ({ ...p, ...patch }));
+  const { draft: d, update: upd, error, busy, run } = useDraftDialog(open, () => ruleDraftOf(rule, channels), [rule]);
   const channel = channels.find((c) => String(c.id) === d.channelId);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
+  const submit = () =>
+    run(async () => {
       const body = ruleRequestOf(d, channel);
       if (rule) await notificationsApi.updateRule(rule.id, body);
       else await notificationsApi.createRule(body);
       onSaved();
-    } catch (err) {
-      setError(err);
-    } finally {
-      setBusy(false);
-    }
-  };
+    });
   const eventsError = fieldProps(error, "events", "Pick at least one.");
   return (
-    <Dialog open={open} onClose={busy ? undefined : onClose} fullWidth maxWidth="sm" aria-labelledby="rule-title">
-      <form onSubmit={(e) => void submit(e)} noValidate>
-        <DialogTitle id="rule-title">{rule ? `Edit rule ${rule.name}` : "New rule"}</DialogTitle>
-        <DialogContent>
-          <Stack spacing={2} sx={{ pt: 1 }}>
-            <TextField label="Name" required autoFocus value={d.name} onChange={(e) => upd({ name: e.target.value })} inputProps={{ maxLength: 64 }} {...fieldProps(error, "name", "1–64 characters, unique")} />
-            <FormControl component="fieldset" error={eventsError.error}>
-              <FormLabel component="legend">Events</FormLabel>
-              <FormGroup>
-                {EVENT_KINDS.map((k) => (
-                  <FormControlLabel
-                    key={k.value}
-                    control={
-                      <Checkbox
-                        checked={d.events.includes(k.value)}
-                        onChange={(e) => upd({ events: e.target.checked ? [...d.events, k.value] : d.events.filter((v) => v !== k.value) })}
-                      />
-                    }
-                    label={k.label}
+    <FormDialog
+      open={open}
+      onClose={onClose}
+      titleId="rule-title"
+      title={rule ? `Edit rule ${rule.name}` : "New rule"}
+      onSubmit={submit}
+      busy={busy}
+      submitLabel={rule ? "Save" : "Create rule"}
+    >
+      <Stack spacing={2} sx={{ pt: 1 }}>
+        <TextField label="Name" required autoFocus value={d.name} onChange={(e) => upd({ name: e.target.value })} inputProps={{ maxLength: 64 }} {...fieldProps(error, "name", "1–64 characters, unique")} />
+        <FormControl component="fieldset" error={eventsError.error}>
+          <FormLabel component="legend">Events</FormLabel>
+          <FormGroup>
+            {EVENT_KINDS.map((k) => (
+              <FormControlLabel
+                key={k.value}
+                control={
+                  <Checkbox
+                    checked={d.events.includes(k.value)}
+                    onChange={(e) => upd({ events: e.target.checked ? [...d.events, k.value] : d.events.filter((v) => v !== k.value) })}
                   />
-                ))}
-              </FormGroup>
-              <FormHelperText>{eventsError.helperText}</FormHelperText>
-            </FormControl>
-            <TextField select label="Channel" required value={d.channelId} onChange={(e) => upd({ channelId: e.target.value })} {...fieldProps(error, "channel_id")}>
-              {channels.map((c) => (
-                <MenuItem key={c.id} value={String(c.id)}>
-                  {c.name} ({KIND_LABELS[c.kind] ?? c.kind})
-                </MenuItem>
-              ))}
-            </TextField>
-            {channel?.kind === "smtp" ? (
-              <TextField
-                label="Recipients"
-                required
-                multiline
-                minRows={2}
-                value={d.recipients}
-                onChange={(e) => upd({ recipients: e.target.value })}
-                {...fieldProps(error, "recipients", "E-mail addresses, one per line or separated by commas (at most 50)")}
+                }
+                label={k.label}
               />
-            ) : (
-              <Typography variant="body2" color="text.secondary">
-                A webhook takes no recipients: everything goes to its URL.
-              </Typography>
-            )}
-            <TextField
-              select
-              label="Only hosts of group"
-              value={d.groupId}
-              onChange={(e) => upd({ groupId: e.target.value })}
-              {...fieldProps(error, "group_id", "Limits host events and the digest to this group's hosts; other events are not filtered")}
-            >
-              <MenuItem value="">Any group</MenuItem>
-              {(groups.data?.items ?? []).map((g) => (
-                <MenuItem key={g.id} value={String(g.id)}>
-                  {g.name}
-                </MenuItem>
-              ))}
-              {d.groupId !== "" && !(groups.data?.items ?? []).some((g) => String(g.id) === d.groupId) && (
-                <MenuItem value={d.groupId}>Group #{d.groupId}</MenuItem>
-              )}
-            </TextField>
-            <FormControlLabel control={<Switch checked={d.enabled} onChange={(e) => upd({ enabled: e.target.checked })} />} label="Enabled" />
-          </Stack>
-          <OtherError error={error} fields={RULE_FIELDS} />
-        </DialogContent>
-        <DialogActions>
-          <Button onClick={onClose} disabled={busy}>
-            Cancel
-          </Button>
-          <Button type="submit" variant="contained" disabled={busy}>
-            {busy ? "Saving…" : rule ? "Save" : "Create rule"}
-          </Button>
-        </DialogActions>
-      </form>
-    </Dialog>
+            ))}
+          </FormGroup>
+          <FormHelperText>{eventsError.helperText}</FormHelperText>
+        </FormControl>
+        <TextField select label="Channel" required value={d.channelId} onChange={(e) => upd({ channelId: e.target.value })} {...fieldProps(error, "channel_id")}>
+          {channels.map((c) => (
+            <MenuItem key={c.id} value={String(c.id)}>
+              {c.name} ({KIND_LABELS[c.kind] ?? c.kind})
+            </MenuItem>
+          ))}
+        </TextField>
+        {channel?.kind === "smtp" ? (
+          <TextField
+            label="Recipients"
+            required
+            multiline
+            minRows={2}
+            value={d.recipients}
+            onChange={(e) => upd({ recipients: e.target.value })}
+            {...fieldProps(error, "recipients", "E-mail addresses, one per line or separated by commas (at most 50)")}
+          />
+        ) : (
+          <Typography variant="body2" color="text.secondary">
+            A webhook takes no recipients: everything goes to its URL.
+          </Typography>
+        )}
+        <TextField
+          select
+          label="Only hosts of group"
+          value={d.groupId}
+          onChange={(e) => upd({ groupId: e.target.value })}
+          {...fieldProps(error, "group_id", "Limits host events and the digest to this group's hosts; other events are not filtered")}
+        >
+          <MenuItem value="">Any group</MenuItem>
+          {groupOptions(groups.data?.items ?? [], d.groupId, (id) => `Group #${id}`)}
+        </TextField>
+        <FormControlLabel control={<Switch checked={d.enabled} onChange={(e) => upd({ enabled: e.target.checked })} />} label="Enabled" />
+      </Stack>
+      <OtherError error={error} fields={RULE_FIELDS} />
+    </FormDialog>
   );
 }
 
@@ -705,14 +636,9 @@ function RulesSection({ onChanged }: { onChanged: () => void }) {
                       <StateChip value={r.enabled ? "active" : "disabled"} label={r.enabled ? "enabled" : "disabled"} />
                     </TableCell>
                     <TableCell align="right">
-                      <Box sx={{ display: "inline-flex", gap: 0.5 }}>
-                        <Button size="small" onClick={() => setEditing({ rule: r })} disabled={!channels.isSuccess} aria-label={`Edit rule ${r.name}`}>
-                          Edit
-                        </Button>
-                        <Button size="small" color="error" onClick={() => setDeleting(r)} aria-label={`Delete rule ${r.name}`}>
-                          Delete
-                        </Button>
-                      </Box>
+                      <RowButtons>
+                        <EditDeleteButtons name={`rule ${r.name}`} onEdit={() => setEditing({ rule: r })} onDelete={() => setDeleting(r)} editDisabled={!channels.isSuccess} />
+                      </RowButtons>
                     </TableCell>
                   </TableRow>
                 ))}

@@ -1,7 +1,7 @@
-import { useMemo, type ReactNode } from "react";
+import { useMemo } from "react";
 import { Link as RouterLink } from "react-router-dom";
-import { Alert, Box, Card, CardContent, Chip, Link, List, ListItem, Skeleton, TextField, Typography } from "@mui/material";
-import { keepPreviousData, useQuery, type UseQueryResult } from "@tanstack/react-query";
+import { Alert, Box, Chip, Link, List, ListItem, TextField, Typography } from "@mui/material";
+import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { fleetApi, keys, type SecurityEventsQuery } from "../api/fleet";
 import {
   EXPIRY_WARNING_DAYS,
@@ -14,49 +14,16 @@ import { AuditChainStatus } from "../components/AuditChainStatus";
 import { AuditTable, localToRfc3339 } from "../components/AuditTable";
 import { CopyButton } from "../components/CopyButton";
 import { DateTime } from "../components/DateTime";
-import { ErrorPanel } from "../components/errors";
 import { MONO_FONTS } from "../theme";
 import { EmptyState } from "../components/EmptyState";
 import { PageHeader } from "../components/PageHeader";
+import { CardBody, SectionCard } from "../components/SectionCard";
 import { ListBody, ListCard, Pager } from "../components/tables";
 import { useUrlParams } from "../urlState";
 
 const PAGE = 50;
 /** The API pages security events only this deep; the audit export has everything. */
 const MAX_OFFSET = 10_000;
-
-function HealthCard({ id, title, link, children, wide }: { id: string; title: string; link?: { to: string; label: string }; children: ReactNode; wide?: boolean }) {
-  return (
-    <Card variant="outlined" component="section" aria-labelledby={id} sx={{ minWidth: 0, gridColumn: wide ? "1 / -1" : undefined }}>
-      <CardContent>
-        <Box sx={{ display: "flex", flexWrap: "wrap", alignItems: "baseline", justifyContent: "space-between", gap: 1, mb: 1.5 }}>
-          <Typography variant="h6" component="h2" id={id}>
-            {title}
-          </Typography>
-          {link && (
-            <Link component={RouterLink} to={link.to} variant="body2">
-              {link.label}
-            </Link>
-          )}
-        </Box>
-        {children}
-      </CardContent>
-    </Card>
-  );
-}
-
-function Loaded<T>({ query, what, children }: { query: UseQueryResult<T>; what: string; children: (data: T) => ReactNode }) {
-  if (query.isPending) {
-    return (
-      <Box role="status" aria-busy="true" aria-label={`Loading ${what}`}>
-        <Skeleton height={32} />
-        <Skeleton height={32} />
-      </Box>
-    );
-  }
-  if (query.isError) return <ErrorPanel error={query.error} title={`Could not load ${what}`} onRetry={() => void query.refetch()} />;
-  return <>{children(query.data)}</>;
-}
 
 function Fingerprint({ label, value }: { label: string; value: string }) {
   return (
@@ -77,8 +44,8 @@ function Fingerprint({ label, value }: { label: string; value: string }) {
 function SigningKeys() {
   const config = useQuery({ queryKey: securityKeys.config, queryFn: ({ signal }) => securityApi.config(signal), staleTime: 5 * 60_000 });
   return (
-    <HealthCard id="health-signing" title="Keys agents trust" wide>
-      <Loaded query={config} what="the key fingerprints">
+    <SectionCard id="health-signing" title="Keys agents trust" wide>
+      <CardBody query={config} what="the key fingerprints" lines={2}>
         {(c) => (
           <>
             <Typography variant="body2" color="text.secondary" sx={{ mb: 1.5 }}>
@@ -89,8 +56,8 @@ function SigningKeys() {
             <Fingerprint label="CA certificate fingerprint" value={c.signing.ca_fingerprint} />
           </>
         )}
-      </Loaded>
-    </HealthCard>
+      </CardBody>
+    </SectionCard>
   );
 }
 
@@ -119,8 +86,8 @@ function Certificates() {
     queryFn: ({ signal }) => securityApi.validCertificates(signal),
   });
   return (
-    <HealthCard id="health-certificates" title="Certificate expiry" link={{ to: "/certificates", label: "Certificates" }}>
-      <Loaded query={certs} what="the certificates">
+    <SectionCard id="health-certificates" title="Certificate expiry" link={{ to: "/certificates", label: "Certificates" }}>
+      <CardBody query={certs} what="the certificates" lines={2}>
         {(p) => {
           const now = Date.now();
           const h = certificateHealth(p.items, now);
@@ -192,20 +159,20 @@ function Certificates() {
             </>
           );
         }}
-      </Loaded>
-    </HealthCard>
+      </CardBody>
+    </SectionCard>
   );
 }
 
 function AuditChain() {
   return (
-    <HealthCard id="health-audit" title="Audit log integrity" link={{ to: "/audit-log", label: "Audit log" }}>
+    <SectionCard id="health-audit" title="Audit log integrity" link={{ to: "/audit-log", label: "Audit log" }}>
       <Typography variant="body2" color="text.secondary" sx={{ mb: 1.5 }}>
         Each entry of the audit log is chained to the one before it by a hash, so an entry changed or removed outside the manager shows
         here.
       </Typography>
       <AuditChainStatus />
-    </HealthCard>
+    </SectionCard>
   );
 }
 
