@@ -171,6 +171,67 @@ both_backends!(groups_crud_and_memberships, |m: TestManager| async move {
     m.stop().await;
 });
 
+both_backends!(groups_show_member_counts, |m: TestManager| async move {
+    let (admin, _) = m.signed_in("root", Role::Admin).await;
+    let (operator, olga) = token_user(&m, "olga", Role::Operator).await;
+    let (_, vic) = token_user(&m, "vic", Role::Viewer).await;
+    let (status, created) = admin.post("/api/v1/groups", json!({ "name": "web" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!((created["host_count"].as_u64(), created["user_count"].as_u64()), (Some(0), Some(0)));
+    let web = id(&created);
+    let db = new_group(&admin, "db").await;
+    let empty = new_group(&admin, "empty").await;
+    let www1 = id(&new_host(&admin, json!({ "fqdn": "www1.example.com" })).await);
+    let www2 = id(&new_host(&admin, json!({ "fqdn": "www2.example.com" })).await);
+    let db1 = id(&new_host(&admin, json!({ "fqdn": "db1.example.com" })).await);
+    new_host(&admin, json!({ "fqdn": "loose.example.com" })).await;
+    for (group, host) in [(web, www1), (web, www2), (db, www2), (db, db1)] {
+        let (status, _) = admin.put(&format!("/api/v1/groups/{group}/hosts/{host}"), json!({})).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    for (group, user) in [(web, olga.id), (web, vic.id), (db, vic.id)] {
+        let (status, _) = admin.put(&format!("/api/v1/groups/{group}/users/{user}"), json!({})).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    let counts = |list: &Value| -> Vec<(String, u64, u64)> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["name"].as_str().unwrap().to_owned(),
+                    g["host_count"].as_u64().unwrap(),
+                    g["user_count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+
+    let (status, list) = admin.get("/api/v1/groups").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(counts(&list), [("db".to_owned(), 2, 1), ("empty".to_owned(), 0, 0), ("web".to_owned(), 2, 2)]);
+    let (_, page) = admin.get("/api/v1/groups?limit=1&offset=2").await;
+    assert_eq!(counts(&page), [("web".to_owned(), 2, 2)]);
+    // One group, and a member of it: every host of a visible group is visible, so its count is
+    // the same for an operator as for an admin.
+    let (status, one) = admin.get(&format!("/api/v1/groups/{db}")).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!((one["host_count"].as_u64(), one["user_count"].as_u64()), (Some(2), Some(1)));
+    let (_, list) = operator.get("/api/v1/groups").await;
+    assert_eq!(counts(&list), [("web".to_owned(), 2, 2)]);
+    let (_, one) = operator.get(&format!("/api/v1/groups/{web}")).await;
+    assert_eq!((one["host_count"].as_u64(), one["user_count"].as_u64()), (Some(2), Some(2)));
+    // An update answers with the counts too, and they follow membership changes.
+    assert_eq!(admin.delete(&format!("/api/v1/groups/{web}/hosts/{www1}")).await.0, StatusCode::NO_CONTENT);
+    let (status, body) = admin.patch(&format!("/api/v1/groups/{web}"), json!({ "description": "Front ends" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((body["host_count"].as_u64(), body["user_count"].as_u64()), (Some(1), Some(2)));
+    let (_, body) = admin.patch(&format!("/api/v1/groups/{empty}"), json!({})).await;
+    assert_eq!((body["host_count"].as_u64(), body["user_count"].as_u64()), (Some(0), Some(0)));
+    m.stop().await;
+});
+
 both_backends!(hosts_add_list_filter_sort_page_delete, |m: TestManager| async move {
     let (admin, _) = m.signed_in("root", Role::Admin).await;
     let group = new_group(&admin, "db").await;

@@ -2335,9 +2335,20 @@ export interface components {
         GroupView: {
             created_at: string;
             description: string;
+            /**
+             * Format: int32
+             * @description Hosts in the group: every member, as `GET /api/v1/groups/{id}/members` lists them (a
+             *     caller who sees the group sees all its hosts).
+             */
+            host_count: number;
             /** Format: int64 */
             id: number;
             name: string;
+            /**
+             * Format: int32
+             * @description Users in the group.
+             */
+            user_count: number;
         };
         /** @description The answer of `/api/v1/health`. */
         Health: {
@@ -2749,9 +2760,20 @@ export interface components {
             items: {
                 created_at: string;
                 description: string;
+                /**
+                 * Format: int32
+                 * @description Hosts in the group: every member, as `GET /api/v1/groups/{id}/members` lists them (a
+                 *     caller who sees the group sees all its hosts).
+                 */
+                host_count: number;
                 /** Format: int64 */
                 id: number;
                 name: string;
+                /**
+                 * Format: int32
+                 * @description Users in the group.
+                 */
+                user_count: number;
             }[];
             /** Format: int32 */
             limit: number;

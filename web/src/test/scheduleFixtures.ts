@@ -4,7 +4,7 @@ import type { GroupUserView, GroupView } from "../api/groups";
 import type { BlackoutView, OccurrenceView, WindowView } from "../api/maintenance";
 
 export function group(id: number, name: string, extra: Partial<GroupView> = {}): GroupView {
-  return { id, name, description: "", created_at: "2026-01-01T00:00:00Z", ...extra };
+  return { id, name, description: "", host_count: 0, user_count: 0, created_at: "2026-01-01T00:00:00Z", ...extra };
 }
 
 export function groupUser(id: number, username: string, extra: Partial<GroupUserView> = {}): GroupUserView {
