@@ -3160,11 +3160,26 @@ export interface components {
             /** @description The parts inside a blackout: no work runs then. */
             blocked: components["schemas"]["IntervalView"][];
             end: string;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description The window's group (for a group window).
+             */
             group_id?: number | null;
-            /** Format: int64 */
+            /**
+             * @description That group's name; null for a group the caller is not in (a host's windows include those
+             *     of all its groups), so names of other groups do not leak.
+             */
+            group_name?: string | null;
+            /**
+             * Format: int64
+             * @description The window's host (for a host window).
+             */
             host_id?: number | null;
+            /** @description That host's hostname. */
+            host_name?: string | null;
             start: string;
+            /** @description The window's IANA time zone, e.g. `Europe/Berlin` (`start` and `end` are UTC). */
+            time_zone: string;
             /** Format: int64 */
             window_id: number;
             window_name: string;

@@ -304,19 +304,26 @@ function EmptyFleet({ isAdmin, canAddHosts }: { isAdmin: boolean; canAddHosts: b
 
 // ---- Maintenance windows, deployments, workers --------------------------------------------
 
+/** Whose window it is, by name (the occurrences carry their host's or group's name). */
 function scopeOf(o: OccurrenceView): ReactNode {
   if (o.host_id != null) {
     return (
-      <Link component={RouterLink} to={`/hosts/${o.host_id}`}>
-        Host {o.host_id}
-      </Link>
+      <>
+        Host{" "}
+        <Link component={RouterLink} to={`/hosts/${o.host_id}`}>
+          {o.host_name ?? `#${o.host_id}`}
+        </Link>
+      </>
     );
   }
   if (o.group_id != null) {
     return (
-      <Link component={RouterLink} to={`/hosts?group=${o.group_id}`}>
-        Group {o.group_id}
-      </Link>
+      <>
+        Group{" "}
+        <Link component={RouterLink} to={`/hosts?group=${o.group_id}`}>
+          {o.group_name ?? `#${o.group_id}`}
+        </Link>
+      </>
     );
   }
   return "All hosts";

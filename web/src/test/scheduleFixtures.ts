@@ -45,5 +45,17 @@ export function blackout(id: number, name: string, extra: Partial<BlackoutView> 
 }
 
 export function occurrence(windowId: number, name: string, start: string, end: string, extra: Partial<OccurrenceView> = {}): OccurrenceView {
-  return { window_id: windowId, window_name: name, host_id: null, group_id: 3, start, end, blocked: [], ...extra };
+  return {
+    window_id: windowId,
+    window_name: name,
+    time_zone: "UTC",
+    host_id: null,
+    host_name: null,
+    group_id: 3,
+    group_name: "web servers",
+    start,
+    end,
+    blocked: [],
+    ...extra,
+  };
 }
