@@ -284,6 +284,9 @@ pub struct HostFilter {
     pub has_security_updates: Option<bool>,
     /// Only hosts that need (`Some(true)`) or do not need (`Some(false)`) a reboot.
     pub reboot_required: Option<bool>,
+    /// `Some(true)`: only hosts with an inventory (scanned at least once); `Some(false)`: only
+    /// hosts never scanned.
+    pub scanned: Option<bool>,
     /// Only hosts last seen before this time (exclusive); never-seen hosts do not match.
     pub seen_before: Option<Timestamp>,
     /// Only hosts last seen at or after this time; never-seen hosts do not match.
@@ -309,6 +312,7 @@ impl HostFilter {
             os: None,
             has_security_updates: None,
             reboot_required: None,
+            scanned: None,
             seen_before: None,
             seen_after: None,
             sort: HostSort::default(),
@@ -526,6 +530,11 @@ impl Store {
         if let Some(reboot) = filter.reboot_required {
             let reboot = sql.arg(i64::from(reboot));
             sql.condition(format!("h.reboot_required = {reboot}"));
+        }
+        match filter.scanned {
+            Some(true) => sql.condition("h.scanned_at IS NOT NULL"),
+            Some(false) => sql.condition("h.scanned_at IS NULL"),
+            None => {}
         }
         if let Some(before) = filter.seen_before {
             let before = sql.arg(ms(before));

@@ -6,6 +6,7 @@ mod common;
 use common::{audit_log, column, id, invalid_field, new_group, token_user, Client, TestManager};
 use jiff::SignedDuration;
 use patchdeck_crypto::token::OpaqueToken;
+use patchdeck_proto::inventory::{BackendKind, OsInfo, RebootStatus, ScanReport, SCAN_SCHEMA_VERSION};
 use patchdeck_store::{HostId, HostStatus, Role, TakeSeatError};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -328,6 +329,44 @@ both_backends!(hosts_add_list_filter_sort_page_delete, |m: TestManager| async mo
         assert_eq!(column(&body, "hostname"), expected, "{query}");
         assert_eq!(body["total"], expected.len(), "{query}");
     }
+    // Scanned at least once, or never: web1 sends an inventory.
+    let report = ScanReport {
+        schema_version: SCAN_SCHEMA_VERSION,
+        scanned_at: now,
+        os: OsInfo {
+            id: "debian".into(),
+            id_like: vec![],
+            version_id: Some("12".into()),
+            pretty_name: None,
+            kernel: None,
+            arch: None,
+        },
+        backend: BackendKind::Apt,
+        version_format: BackendKind::Apt.version_format(),
+        last_refresh: None,
+        installed: vec![],
+        updates: vec![],
+        reboot: RebootStatus::default(),
+    };
+    store.replace_inventory(HostId(id(&web1)), &report, "sha256:1", now).await.unwrap();
+    for (query, expected) in [
+        ("?scanned=true", vec!["web1"]),
+        ("?scanned=false", vec!["10.0.0.5", "db1", "v6-box"]),
+        ("?scanned=false&status=online", vec!["v6-box"]),
+        ("?scanned=true&status=online", vec![]),
+    ] {
+        let body = list(query).await;
+        assert_eq!(column(&body, "hostname"), expected, "{query}");
+        assert_eq!(body["total"], expected.len(), "{query}");
+    }
+    // The status filter names every status, degraded included.
+    assert_eq!(column(&list("?status=degraded").await, "hostname"), Vec::<String>::new());
+    let (status, body) = admin.get("/api/v1/hosts?status=asleep").await;
+    assert_eq!(invalid_field(status, &body), "status");
+    assert_eq!(body["error"]["message"], "status: must be pending, online, degraded, offline or unreachable", "{body}");
+    let (status, body) = admin.get("/api/v1/hosts?scanned=maybe").await;
+    assert_eq!(invalid_field(status, &body), "query");
+    assert!(body["error"]["message"].as_str().unwrap().contains("scanned"), "the message names the field: {body}");
     // Paging.
     let page = list("?limit=2").await;
     assert_eq!((column(&page, "hostname"), &page["total"]), (vec!["10.0.0.5".into(), "db1".into()], &json!(4)));

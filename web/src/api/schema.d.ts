@@ -2425,7 +2425,10 @@ export interface components {
              * @description Available updates classified as security fixes.
              */
             security_updates_count: number;
-            /** @description `pending` (never heard from), `online`, `offline` or `unreachable`. */
+            /**
+             * @description `pending` (never heard from), `online`, `degraded` (a push host that answers but reports
+             *     a problem), `offline` or `unreachable`.
+             */
             status: string;
             /** @description `push` (the manager calls the agent) or `pull` (the agent checks in). */
             transport: string;
@@ -2831,7 +2834,10 @@ export interface components {
                  * @description Available updates classified as security fixes.
                  */
                 security_updates_count: number;
-                /** @description `pending` (never heard from), `online`, `offline` or `unreachable`. */
+                /**
+                 * @description `pending` (never heard from), `online`, `degraded` (a push host that answers but reports
+                 *     a problem), `offline` or `unreachable`.
+                 */
                 status: string;
                 /** @description `push` (the manager calls the agent) or `pull` (the agent checks in). */
                 transport: string;
@@ -6087,7 +6093,7 @@ export interface operations {
             query?: {
                 /** @description Only hosts in this group. */
                 group?: number | null;
-                /** @description `pending`, `online`, `offline` or `unreachable`. */
+                /** @description `pending`, `online`, `degraded`, `offline` or `unreachable`. */
                 status?: string | null;
                 /** @description `push` or `pull`. */
                 transport?: string | null;
@@ -6102,6 +6108,11 @@ export interface operations {
                 security_updates?: boolean | null;
                 /** @description `true`: only hosts that need a reboot; `false`: only hosts that do not. */
                 reboot_required?: boolean | null;
+                /**
+                 * @description `true`: only hosts scanned at least once (they have an inventory); `false`: only hosts
+                 *     never scanned.
+                 */
+                scanned?: boolean | null;
                 /** @description Only hosts last seen before this time (RFC 3339); never-seen hosts do not match. */
                 seen_before?: string | null;
                 /** @description Only hosts last seen at or after this time (RFC 3339); never-seen hosts do not match. */

@@ -119,9 +119,9 @@ describe("Dashboard", () => {
     expect(tile(/^Degraded: 4$/)).toHaveAttribute("href", "/hosts?status=degraded");
     expect(tile(/^Never seen: 2$/)).toHaveAttribute("href", "/hosts?status=pending");
     expect(tile(/^Need a reboot: 7$/)).toHaveAttribute("href", "/hosts?reboot=true");
-    // No host-list filter for "not scanned": a count without a link.
+    // "Not scanned" links to the host list filtered by `scanned=false`.
     expect(within(hosts).getByText("Not scanned yet").previousSibling).toHaveTextContent("3");
-    expect(within(hosts).queryByRole("link", { name: /Not scanned/ })).not.toBeInTheDocument();
+    expect(tile(/^Not scanned yet: 3$/)).toHaveAttribute("href", "/hosts?scanned=false");
 
     const compliance = screen.getByRole("region", { name: "Compliance" });
     expect(within(compliance).getByTestId("compliance-percent")).toHaveTextContent("80%");

@@ -149,6 +149,7 @@ export const HOST_LINKS = {
   degraded: "/hosts?status=degraded",
   pending: "/hosts?status=pending",
   reboot: "/hosts?reboot=true",
+  unscanned: "/hosts?scanned=false",
   security: "/hosts?security=true&sort=security_updates&order=desc",
 } as const;
 
@@ -166,7 +167,7 @@ function HostCounts({ d }: { d: DashboardView }) {
         <StatTile label="Degraded" value={h.degraded} to={HOST_LINKS.degraded} tone="warning" />
         <StatTile label="Never seen" value={h.pending} to={HOST_LINKS.pending} />
         <StatTile label="Need a reboot" value={h.reboot_required} to={HOST_LINKS.reboot} tone="warning" />
-        <StatTile label="Not scanned yet" value={h.unscanned} />
+        <StatTile label="Not scanned yet" value={h.unscanned} to={HOST_LINKS.unscanned} />
       </Box>
     </>
   );
