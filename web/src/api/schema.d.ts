@@ -1848,8 +1848,13 @@ export interface components {
         /** @description A certificate the CA issued. */
         CertificateView: {
             common_name: string;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description The host it was issued to (null once the host is deleted, or for the manager's own).
+             */
             host_id?: number | null;
+            /** @description That host's hostname. */
+            hostname?: string | null;
             /** @description `server`, `client` or `push_client`. */
             kind: string;
             not_after: string;
@@ -2543,8 +2548,13 @@ export interface components {
         ListResponse_CertificateView: {
             items: {
                 common_name: string;
-                /** Format: int64 */
+                /**
+                 * Format: int64
+                 * @description The host it was issued to (null once the host is deleted, or for the manager's own).
+                 */
                 host_id?: number | null;
+                /** @description That host's hostname. */
+                hostname?: string | null;
                 /** @description `server`, `client` or `push_client`. */
                 kind: string;
                 not_after: string;
