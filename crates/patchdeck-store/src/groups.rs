@@ -1,12 +1,14 @@
 //! Groups, and which users and hosts belong to them. A group is the unit of an operator's scope.
 
+use std::collections::{BTreeSet, HashMap};
+
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
 use crate::error::{Error, Result, ResultExt};
-use crate::hosts::{host_from_row, Host, HOST_COLUMNS};
-use crate::sql::{ms, prefixed, RowExt};
+use crate::hosts::{host_from_row, Host, HOST_COLUMNS, NAME_LOOKUP_CHUNK};
+use crate::sql::{ms, prefixed, RowExt, SqlBuilder};
 use crate::types::{GroupId, HostId, UserId};
 use crate::users::{user_from_row, User, USER_COLUMNS};
 use crate::Store;
@@ -22,6 +24,15 @@ pub struct Group {
     pub description: String,
     /// Creation time.
     pub created_at: Timestamp,
+}
+
+/// How many hosts and users a group has (every member, whatever a host's approval or status).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct GroupCounts {
+    /// Hosts in the group.
+    pub hosts: u32,
+    /// Users in the group.
+    pub users: u32,
 }
 
 /// Fields of a group to change; `None` leaves a field as it is.
@@ -175,6 +186,48 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         group_ids(&rows)
+    }
+
+    /// The member counts of these groups, in one query; a group that does not exist is left out
+    /// of the map (as is every group when `groups` is empty).
+    pub async fn group_counts(&self, groups: &[GroupId]) -> Result<HashMap<GroupId, GroupCounts>> {
+        if groups.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut sql = SqlBuilder::default();
+        let ids = groups.iter().map(|g| sql.arg(g.0)).collect::<Vec<_>>().join(", ");
+        sql.push(&format!(
+            "SELECT g.id AS group_id, \
+             (SELECT COUNT(*) FROM host_groups hg WHERE hg.group_id = g.id) AS hosts, \
+             (SELECT COUNT(*) FROM user_groups ug WHERE ug.group_id = g.id) AS users \
+             FROM groups g WHERE g.id IN ({ids})"
+        ));
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    GroupId(row.int("group_id")?),
+                    GroupCounts { hosts: row.count("hosts")?, users: row.count("users")? },
+                ))
+            })
+            .collect()
+    }
+
+    /// The names of these groups, looked up in bulk (duplicates are fine). A group that does not
+    /// exist is left out of the map.
+    pub async fn group_names(&self, groups: &[GroupId]) -> Result<HashMap<GroupId, String>> {
+        let ids: BTreeSet<i64> = groups.iter().map(|g| g.0).collect();
+        let ids: Vec<i64> = ids.into_iter().collect();
+        let mut names = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(NAME_LOOKUP_CHUNK) {
+            let mut sql = SqlBuilder::default();
+            let placeholders = chunk.iter().map(|id| sql.arg(*id)).collect::<Vec<_>>().join(", ");
+            sql.push(&format!("SELECT id, name FROM groups WHERE id IN ({placeholders})"));
+            for row in sql.query().fetch_all(&self.pool).await? {
+                names.insert(GroupId(row.int("id")?), row.text("name")?);
+            }
+        }
+        Ok(names)
     }
 
     /// The users in a group, by username.

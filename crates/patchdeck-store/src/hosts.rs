@@ -14,6 +14,8 @@
 //! cheap write), and is marked offline by a sweeper when it stops
 //! ([`Store::mark_pull_hosts_offline`]).
 
+use std::collections::{BTreeSet, HashMap};
+
 use jiff::Timestamp;
 use patchdeck_proto::agent::Metrics;
 use serde::Serialize;
@@ -282,6 +284,9 @@ pub struct HostFilter {
     pub has_security_updates: Option<bool>,
     /// Only hosts that need (`Some(true)`) or do not need (`Some(false)`) a reboot.
     pub reboot_required: Option<bool>,
+    /// `Some(true)`: only hosts with an inventory (scanned at least once); `Some(false)`: only
+    /// hosts never scanned.
+    pub scanned: Option<bool>,
     /// Only hosts last seen before this time (exclusive); never-seen hosts do not match.
     pub seen_before: Option<Timestamp>,
     /// Only hosts last seen at or after this time; never-seen hosts do not match.
@@ -307,6 +312,7 @@ impl HostFilter {
             os: None,
             has_security_updates: None,
             reboot_required: None,
+            scanned: None,
             seen_before: None,
             seen_after: None,
             sort: HostSort::default(),
@@ -381,6 +387,9 @@ pub(crate) fn scope_sql(sql: &mut SqlBuilder, scope: &Scope) -> Option<String> {
     ))
 }
 
+/// Most ids bound to one `IN (…)` of a bulk name lookup.
+pub(crate) const NAME_LOOKUP_CHUNK: usize = 500;
+
 fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|value| !value.is_empty())
 }
@@ -410,6 +419,24 @@ impl Store {
         .await
         .classify(UNIQUES, "record")?;
         host_from_row(&row)
+    }
+
+    /// The hostnames of these hosts, looked up in bulk (a few queries for any number of ids;
+    /// duplicates are fine). A host that does not exist is left out of the map. No scope is
+    /// applied: the caller names only hosts it may show.
+    pub async fn host_names(&self, hosts: &[HostId]) -> Result<HashMap<HostId, String>> {
+        let ids: BTreeSet<i64> = hosts.iter().map(|h| h.0).collect();
+        let ids: Vec<i64> = ids.into_iter().collect();
+        let mut names = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(NAME_LOOKUP_CHUNK) {
+            let mut sql = SqlBuilder::default();
+            let placeholders = chunk.iter().map(|id| sql.arg(*id)).collect::<Vec<_>>().join(", ");
+            sql.push(&format!("SELECT id, hostname FROM hosts WHERE id IN ({placeholders})"));
+            for row in sql.query().fetch_all(&self.pool).await? {
+                names.insert(HostId(row.int("id")?), row.text("hostname")?);
+            }
+        }
+        Ok(names)
     }
 
     /// The host with this id, regardless of scope (check [`Self::host_visible`] for users).
@@ -503,6 +530,11 @@ impl Store {
         if let Some(reboot) = filter.reboot_required {
             let reboot = sql.arg(i64::from(reboot));
             sql.condition(format!("h.reboot_required = {reboot}"));
+        }
+        match filter.scanned {
+            Some(true) => sql.condition("h.scanned_at IS NOT NULL"),
+            Some(false) => sql.condition("h.scanned_at IS NULL"),
+            None => {}
         }
         if let Some(before) = filter.seen_before {
             let before = sql.arg(ms(before));

@@ -73,7 +73,7 @@ pub use deployments::{
     NewDeploymentHost, PlannedPackage, RebootPolicy, RingSpec, Schedule,
 };
 pub use error::{Error, Result};
-pub use groups::{Group, GroupUpdate};
+pub use groups::{Group, GroupCounts, GroupUpdate};
 pub use hosts::{
     Approval, CheckinFacts, CheckinOutcome, EnrollError, Host, HostFilter, HostSort, HostStatus, NewAgentHost, NewHost,
     Scope, Transport,

@@ -51,6 +51,8 @@ pub struct Schedule {
 pub struct WindowOccurrence {
     pub window_id: MaintenanceWindowId,
     pub window_name: String,
+    /// The window's IANA time zone (its times of day are wall-clock times there).
+    pub time_zone: String,
     pub target: WindowTarget,
     pub start: Timestamp,
     pub end: Timestamp,
@@ -83,6 +85,7 @@ impl Schedule {
                 WindowOccurrence {
                     window_id: window.id,
                     window_name: window.fields.name.clone(),
+                    time_zone: window.fields.time_zone.clone(),
                     target: window.fields.target,
                     start: o.start,
                     end: o.end,

@@ -312,6 +312,7 @@ both_backends!(push_bundle_is_a_server_certificate_for_the_host, |m: TestManager
     assert_eq!(status, StatusCode::OK, "{stored}");
     assert_eq!(stored["kind"], "server");
     assert_eq!(stored["host_id"], host.id.0);
+    assert_eq!(stored["hostname"], "web-1");
     assert_eq!(stored["pem"], bundle["server_certificate"]);
     assert!(!stored.to_string().contains("PRIVATE KEY"));
     let issued = m
@@ -327,6 +328,21 @@ both_backends!(push_bundle_is_a_server_certificate_for_the_host, |m: TestManager
     );
     assert_eq!(issued.items[0].details["host_id"], host.id.0);
     assert!(!issued.items[0].details.to_string().contains("PRIVATE"), "no key in the audit log");
+    // The list names each certificate's host (looked up for the whole page at once); a
+    // certificate without a host has none.
+    let csr = ssl.ec_csr("loose");
+    let (status, loose) = admin.post("/api/v1/certificates", json!({ "csr": csr, "common_name": "loose" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{loose}");
+    assert_eq!((loose["host_id"].clone(), loose["hostname"].clone()), (Value::Null, Value::Null));
+    let (status, list) = admin.get("/api/v1/certificates").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let items = list["items"].as_array().unwrap();
+    let of = |serial: &Value| items.iter().find(|c| c["serial"] == *serial).unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(of(&bundle["serial"])["hostname"], "web-1");
+    assert_eq!(of(&loose["serial"])["hostname"], Value::Null);
+    let (_, for_host) = admin.get(&format!("/api/v1/certificates?host_id={}", host.id.0)).await;
+    assert_eq!(for_host["items"].as_array().unwrap().len(), 1, "{for_host}");
+    assert_eq!(for_host["items"][0]["hostname"], "web-1");
     let (status, _) = admin.post("/api/v1/hosts/999999/push-bundle", json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     m.stop().await;

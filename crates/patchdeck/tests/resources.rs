@@ -6,6 +6,7 @@ mod common;
 use common::{audit_log, column, id, invalid_field, new_group, token_user, Client, TestManager};
 use jiff::SignedDuration;
 use patchdeck_crypto::token::OpaqueToken;
+use patchdeck_proto::inventory::{BackendKind, OsInfo, RebootStatus, ScanReport, SCAN_SCHEMA_VERSION};
 use patchdeck_store::{HostId, HostStatus, Role, TakeSeatError};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -171,6 +172,67 @@ both_backends!(groups_crud_and_memberships, |m: TestManager| async move {
     m.stop().await;
 });
 
+both_backends!(groups_show_member_counts, |m: TestManager| async move {
+    let (admin, _) = m.signed_in("root", Role::Admin).await;
+    let (operator, olga) = token_user(&m, "olga", Role::Operator).await;
+    let (_, vic) = token_user(&m, "vic", Role::Viewer).await;
+    let (status, created) = admin.post("/api/v1/groups", json!({ "name": "web" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!((created["host_count"].as_u64(), created["user_count"].as_u64()), (Some(0), Some(0)));
+    let web = id(&created);
+    let db = new_group(&admin, "db").await;
+    let empty = new_group(&admin, "empty").await;
+    let www1 = id(&new_host(&admin, json!({ "fqdn": "www1.example.com" })).await);
+    let www2 = id(&new_host(&admin, json!({ "fqdn": "www2.example.com" })).await);
+    let db1 = id(&new_host(&admin, json!({ "fqdn": "db1.example.com" })).await);
+    new_host(&admin, json!({ "fqdn": "loose.example.com" })).await;
+    for (group, host) in [(web, www1), (web, www2), (db, www2), (db, db1)] {
+        let (status, _) = admin.put(&format!("/api/v1/groups/{group}/hosts/{host}"), json!({})).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    for (group, user) in [(web, olga.id), (web, vic.id), (db, vic.id)] {
+        let (status, _) = admin.put(&format!("/api/v1/groups/{group}/users/{user}"), json!({})).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    let counts = |list: &Value| -> Vec<(String, u64, u64)> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["name"].as_str().unwrap().to_owned(),
+                    g["host_count"].as_u64().unwrap(),
+                    g["user_count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+
+    let (status, list) = admin.get("/api/v1/groups").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(counts(&list), [("db".to_owned(), 2, 1), ("empty".to_owned(), 0, 0), ("web".to_owned(), 2, 2)]);
+    let (_, page) = admin.get("/api/v1/groups?limit=1&offset=2").await;
+    assert_eq!(counts(&page), [("web".to_owned(), 2, 2)]);
+    // One group, and a member of it: every host of a visible group is visible, so its count is
+    // the same for an operator as for an admin.
+    let (status, one) = admin.get(&format!("/api/v1/groups/{db}")).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!((one["host_count"].as_u64(), one["user_count"].as_u64()), (Some(2), Some(1)));
+    let (_, list) = operator.get("/api/v1/groups").await;
+    assert_eq!(counts(&list), [("web".to_owned(), 2, 2)]);
+    let (_, one) = operator.get(&format!("/api/v1/groups/{web}")).await;
+    assert_eq!((one["host_count"].as_u64(), one["user_count"].as_u64()), (Some(2), Some(2)));
+    // An update answers with the counts too, and they follow membership changes.
+    assert_eq!(admin.delete(&format!("/api/v1/groups/{web}/hosts/{www1}")).await.0, StatusCode::NO_CONTENT);
+    let (status, body) = admin.patch(&format!("/api/v1/groups/{web}"), json!({ "description": "Front ends" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((body["host_count"].as_u64(), body["user_count"].as_u64()), (Some(1), Some(2)));
+    let (_, body) = admin.patch(&format!("/api/v1/groups/{empty}"), json!({})).await;
+    assert_eq!((body["host_count"].as_u64(), body["user_count"].as_u64()), (Some(0), Some(0)));
+    m.stop().await;
+});
+
 both_backends!(hosts_add_list_filter_sort_page_delete, |m: TestManager| async move {
     let (admin, _) = m.signed_in("root", Role::Admin).await;
     let group = new_group(&admin, "db").await;
@@ -267,6 +329,44 @@ both_backends!(hosts_add_list_filter_sort_page_delete, |m: TestManager| async mo
         assert_eq!(column(&body, "hostname"), expected, "{query}");
         assert_eq!(body["total"], expected.len(), "{query}");
     }
+    // Scanned at least once, or never: web1 sends an inventory.
+    let report = ScanReport {
+        schema_version: SCAN_SCHEMA_VERSION,
+        scanned_at: now,
+        os: OsInfo {
+            id: "debian".into(),
+            id_like: vec![],
+            version_id: Some("12".into()),
+            pretty_name: None,
+            kernel: None,
+            arch: None,
+        },
+        backend: BackendKind::Apt,
+        version_format: BackendKind::Apt.version_format(),
+        last_refresh: None,
+        installed: vec![],
+        updates: vec![],
+        reboot: RebootStatus::default(),
+    };
+    store.replace_inventory(HostId(id(&web1)), &report, "sha256:1", now).await.unwrap();
+    for (query, expected) in [
+        ("?scanned=true", vec!["web1"]),
+        ("?scanned=false", vec!["10.0.0.5", "db1", "v6-box"]),
+        ("?scanned=false&status=online", vec!["v6-box"]),
+        ("?scanned=true&status=online", vec![]),
+    ] {
+        let body = list(query).await;
+        assert_eq!(column(&body, "hostname"), expected, "{query}");
+        assert_eq!(body["total"], expected.len(), "{query}");
+    }
+    // The status filter names every status, degraded included.
+    assert_eq!(column(&list("?status=degraded").await, "hostname"), Vec::<String>::new());
+    let (status, body) = admin.get("/api/v1/hosts?status=asleep").await;
+    assert_eq!(invalid_field(status, &body), "status");
+    assert_eq!(body["error"]["message"], "status: must be pending, online, degraded, offline or unreachable", "{body}");
+    let (status, body) = admin.get("/api/v1/hosts?scanned=maybe").await;
+    assert_eq!(invalid_field(status, &body), "query");
+    assert!(body["error"]["message"].as_str().unwrap().contains("scanned"), "the message names the field: {body}");
     // Paging.
     let page = list("?limit=2").await;
     assert_eq!((column(&page, "hostname"), &page["total"]), (vec!["10.0.0.5".into(), "db1".into()], &json!(4)));

@@ -345,7 +345,16 @@ both_backends!(occurrences_for_a_host_a_group_and_the_fleet, |m: TestManager| as
     let weekend_items = of(&host, group_window);
     assert_eq!(weekend_items.len(), 2);
     assert_eq!(weekend_items[0]["group_id"], web);
-    assert_eq!(weekend_items[0]["host_id"], Value::Null);
+    assert_eq!(weekend_items[0]["group_name"], "web");
+    assert_eq!(weekend_items[0]["time_zone"], "Europe/Berlin");
+    assert_eq!(
+        (weekend_items[0]["host_id"].clone(), weekend_items[0]["host_name"].clone()),
+        (Value::Null, Value::Null)
+    );
+    let nightly_items = of(&host, nightly);
+    assert_eq!(nightly_items[0]["host_name"], "h1");
+    assert_eq!(nightly_items[0]["time_zone"], "UTC");
+    assert_eq!(nightly_items[0]["group_name"], Value::Null);
     assert_eq!(
         (weekend_items[0]["start"].clone(), weekend_items[0]["end"].clone()),
         (json!("2030-06-08T00:00:00Z"), json!("2030-06-08T03:00:00Z"))
@@ -373,6 +382,9 @@ both_backends!(occurrences_for_a_host_a_group_and_the_fleet, |m: TestManager| as
     let month = of(&fleet, month_end);
     assert_eq!(month.len(), 1);
     assert_eq!((month[0]["start"].clone(), month[0]["host_id"].clone()), (json!("2030-06-30T01:00:00Z"), json!(h2)));
+    assert_eq!(month[0]["host_name"], "h2", "every target named in the fleet view");
+    assert!(of(&fleet, nightly).iter().all(|o| o["host_name"] == "h1"));
+    assert!(of(&fleet, group_window).iter().all(|o| o["group_name"] == "web" && o["time_zone"] == "Europe/Berlin"));
     assert_eq!(fleet.len(), 37, "the disabled db window is left out");
 
     // Across spring forward in New York (2031-03-09): 02:30 does not exist and runs at 03:00 EDT.
@@ -383,6 +395,42 @@ both_backends!(occurrences_for_a_host_a_group_and_the_fleet, |m: TestManager| as
     let dst = occurrences(format!("from=2031-03-08T00:00:00Z&to=2031-03-11T00:00:00Z&host_id={h3}")).await;
     let starts: Vec<&str> = dst.iter().map(|o| o["start"].as_str().unwrap()).collect();
     assert_eq!(starts, ["2031-03-08T07:30:00Z", "2031-03-09T07:00:00Z", "2031-03-10T06:30:00Z"]);
+    m.stop().await;
+});
+
+both_backends!(occurrences_name_only_the_callers_groups, |m: TestManager| async move {
+    travel_to(&m, "2030-06-03T00:00:00Z");
+    let (admin, _) = m.signed_in("root", Role::Admin).await;
+    let (viewer, vic) = token_user(&m, "vic", Role::Viewer).await;
+    let web = new_group(&admin, "web").await;
+    let secret = new_group(&admin, "secret").await;
+    let (status, _) = admin.put(&format!("/api/v1/groups/{web}/users/{}", vic.id), json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let host = new_host(&admin, "both.example.com").await;
+    join(&admin, web, host).await;
+    join(&admin, secret, host).await;
+    let ours = id(&create(&admin, "/api/v1/maintenance-windows", weekend(web)).await);
+    let theirs = id(&create(&admin, "/api/v1/maintenance-windows", weekend(secret)).await);
+    let path = format!(
+        "/api/v1/maintenance-windows/occurrences?from=2030-06-03T00:00:00Z&to=2030-06-10T00:00:00Z&host_id={host}"
+    );
+    let names = |body: &Value, window: i64| -> Vec<Value> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["window_id"] == window)
+            .map(|o| o["group_name"].clone())
+            .collect()
+    };
+    // The host's calendar holds the windows of all its groups; a viewer in only one of them sees
+    // the other's id (as before) but not its name.
+    let (status, seen) = viewer.get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(names(&seen, ours), [json!("web"), json!("web")]);
+    assert_eq!(names(&seen, theirs), [Value::Null, Value::Null]);
+    let (_, all) = admin.get(&path).await;
+    assert_eq!(names(&all, theirs), [json!("secret"), json!("secret")]);
     m.stop().await;
 });
 

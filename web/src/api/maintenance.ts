@@ -59,6 +59,17 @@ export const windowsApi = {
   hostNextWindow: (hostId: number, signal?: AbortSignal) => api.get<NextWindow>(`${V}/hosts/${hostId}/next-window`, signal),
 };
 
+/**
+ * What an occurrence's window is for, by name: "Host web-1" or "Group databases". A group the
+ * caller is not in has no name (a host's calendar holds all its groups' windows): "Another group".
+ * Null for an occurrence of neither.
+ */
+export function occurrenceTarget(o: OccurrenceView): string | null {
+  if (o.host_id != null) return `Host ${o.host_name ?? `#${o.host_id}`}`;
+  if (o.group_id != null) return o.group_name != null ? `Group ${o.group_name}` : "Another group";
+  return null;
+}
+
 export const windowKeys = {
   all: ["maintenance-windows"] as const,
   list: (q: WindowListQuery) => ["maintenance-windows", "list", q] as const,

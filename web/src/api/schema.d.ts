@@ -1848,8 +1848,13 @@ export interface components {
         /** @description A certificate the CA issued. */
         CertificateView: {
             common_name: string;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description The host it was issued to (null once the host is deleted, or for the manager's own).
+             */
             host_id?: number | null;
+            /** @description That host's hostname. */
+            hostname?: string | null;
             /** @description `server`, `client` or `push_client`. */
             kind: string;
             not_after: string;
@@ -2335,9 +2340,20 @@ export interface components {
         GroupView: {
             created_at: string;
             description: string;
+            /**
+             * Format: int32
+             * @description Hosts in the group: every member, as `GET /api/v1/groups/{id}/members` lists them (a
+             *     caller who sees the group sees all its hosts).
+             */
+            host_count: number;
             /** Format: int64 */
             id: number;
             name: string;
+            /**
+             * Format: int32
+             * @description Users in the group.
+             */
+            user_count: number;
         };
         /** @description The answer of `/api/v1/health`. */
         Health: {
@@ -2414,7 +2430,10 @@ export interface components {
              * @description Available updates classified as security fixes.
              */
             security_updates_count: number;
-            /** @description `pending` (never heard from), `online`, `offline` or `unreachable`. */
+            /**
+             * @description `pending` (never heard from), `online`, `degraded` (a push host that answers but reports
+             *     a problem), `offline` or `unreachable`.
+             */
             status: string;
             /** @description `push` (the manager calls the agent) or `pull` (the agent checks in). */
             transport: string;
@@ -2529,8 +2548,13 @@ export interface components {
         ListResponse_CertificateView: {
             items: {
                 common_name: string;
-                /** Format: int64 */
+                /**
+                 * Format: int64
+                 * @description The host it was issued to (null once the host is deleted, or for the manager's own).
+                 */
                 host_id?: number | null;
+                /** @description That host's hostname. */
+                hostname?: string | null;
                 /** @description `server`, `client` or `push_client`. */
                 kind: string;
                 not_after: string;
@@ -2749,9 +2773,20 @@ export interface components {
             items: {
                 created_at: string;
                 description: string;
+                /**
+                 * Format: int32
+                 * @description Hosts in the group: every member, as `GET /api/v1/groups/{id}/members` lists them (a
+                 *     caller who sees the group sees all its hosts).
+                 */
+                host_count: number;
                 /** Format: int64 */
                 id: number;
                 name: string;
+                /**
+                 * Format: int32
+                 * @description Users in the group.
+                 */
+                user_count: number;
             }[];
             /** Format: int32 */
             limit: number;
@@ -2809,7 +2844,10 @@ export interface components {
                  * @description Available updates classified as security fixes.
                  */
                 security_updates_count: number;
-                /** @description `pending` (never heard from), `online`, `offline` or `unreachable`. */
+                /**
+                 * @description `pending` (never heard from), `online`, `degraded` (a push host that answers but reports
+                 *     a problem), `offline` or `unreachable`.
+                 */
                 status: string;
                 /** @description `push` (the manager calls the agent) or `pull` (the agent checks in). */
                 transport: string;
@@ -3138,11 +3176,26 @@ export interface components {
             /** @description The parts inside a blackout: no work runs then. */
             blocked: components["schemas"]["IntervalView"][];
             end: string;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description The window's group (for a group window).
+             */
             group_id?: number | null;
-            /** Format: int64 */
+            /**
+             * @description That group's name; null for a group the caller is not in (a host's windows include those
+             *     of all its groups), so names of other groups do not leak.
+             */
+            group_name?: string | null;
+            /**
+             * Format: int64
+             * @description The window's host (for a host window).
+             */
             host_id?: number | null;
+            /** @description That host's hostname. */
+            host_name?: string | null;
             start: string;
+            /** @description The window's IANA time zone, e.g. `Europe/Berlin` (`start` and `end` are UTC). */
+            time_zone: string;
             /** Format: int64 */
             window_id: number;
             window_name: string;
@@ -6050,7 +6103,7 @@ export interface operations {
             query?: {
                 /** @description Only hosts in this group. */
                 group?: number | null;
-                /** @description `pending`, `online`, `offline` or `unreachable`. */
+                /** @description `pending`, `online`, `degraded`, `offline` or `unreachable`. */
                 status?: string | null;
                 /** @description `push` or `pull`. */
                 transport?: string | null;
@@ -6065,6 +6118,11 @@ export interface operations {
                 security_updates?: boolean | null;
                 /** @description `true`: only hosts that need a reboot; `false`: only hosts that do not. */
                 reboot_required?: boolean | null;
+                /**
+                 * @description `true`: only hosts scanned at least once (they have an inventory); `false`: only hosts
+                 *     never scanned.
+                 */
+                scanned?: boolean | null;
                 /** @description Only hosts last seen before this time (RFC 3339); never-seen hosts do not match. */
                 seen_before?: string | null;
                 /** @description Only hosts last seen at or after this time (RFC 3339); never-seen hosts do not match. */

@@ -1,14 +1,14 @@
 // A month of maintenance-window occurrences and blackouts: a 7-column grid of days (Monday
 // first) on wider screens, a list of the days that have something on a phone. All in the
 // browser's time zone; an occurrence also shows its window's own zone's wall clock when that
-// differs.
+// differs, and the host or group its window is for (names come with the occurrences).
 
 import { useState } from "react";
 import { Box, Button, Typography } from "@mui/material";
 import { alpha } from "@mui/material/styles";
 import BlockIcon from "@mui/icons-material/Block";
 import type { BlackoutView, OccurrenceView } from "../api/maintenance";
-import { timeIn } from "../api/maintenance";
+import { occurrenceTarget, timeIn } from "../api/maintenance";
 import { EmptyState } from "./EmptyState";
 
 /** A month: its year and its month, 1–12. */
@@ -82,8 +82,6 @@ interface CalendarProps {
   month: Month;
   occurrences: OccurrenceView[];
   blackouts: BlackoutView[];
-  /** Each window's own time zone, by window id (when known). */
-  zones: Map<number, string>;
   /** The browser's zone. */
   zone: string;
   today: Date;
@@ -94,19 +92,20 @@ function overlaps(b: BlackoutView, from: Date, to: Date): boolean {
 }
 
 /** "01:00 · 02:00 Europe/Berlin" — the local start, and the window's wall clock when its zone differs. */
-export function occurrenceTimes(o: OccurrenceView, zones: Map<number, string>, zone: string): { local: string; own: string | null } {
+export function occurrenceTimes(o: OccurrenceView, zone: string): { local: string; own: string | null } {
   const local = timeIn(o.start) ?? o.start;
-  const own = zones.get(o.window_id);
+  const own = o.time_zone;
   if (!own || own === zone) return { local, own: null };
   const there = timeIn(o.start, own);
   return { local, own: there && there !== local ? `${there} ${own}` : null };
 }
 
-function OccurrenceLine({ o, zones, zone, withEnd }: { o: OccurrenceView; zones: Map<number, string>; zone: string; withEnd?: boolean }) {
-  const { local, own } = occurrenceTimes(o, zones, zone);
+function OccurrenceLine({ o, zone, withEnd }: { o: OccurrenceView; zone: string; withEnd?: boolean }) {
+  const { local, own } = occurrenceTimes(o, zone);
   const blocked = blockedShare(o);
   const end = timeIn(o.end);
-  const title = `${o.window_name}: ${new Date(o.start).toLocaleString()} – ${new Date(o.end).toLocaleString()}${own ? ` (${own})` : ""}${
+  const target = occurrenceTarget(o);
+  const title = `${o.window_name}${target ? ` (${target})` : ""}: ${new Date(o.start).toLocaleString()} – ${new Date(o.end).toLocaleString()}${own ? ` (${own})` : ""}${
     blocked === "all" ? ", blocked by a blackout" : blocked === "part" ? ", partly blocked by a blackout" : ""
   }`;
   return (
@@ -134,6 +133,11 @@ function OccurrenceLine({ o, zones, zone, withEnd }: { o: OccurrenceView; zones:
       <Box component="span" sx={{ textDecoration: blocked === "all" ? "line-through" : undefined }}>
         {o.window_name}
       </Box>
+      {target && (
+        <Box component="span" sx={{ display: "block", color: "text.secondary" }}>
+          {target}
+        </Box>
+      )}
       {own && (
         <Box component="span" sx={{ display: "block", color: "text.secondary" }}>
           {own}
@@ -169,7 +173,6 @@ function DayCell({
   isToday,
   occurrences,
   blackouts,
-  zones,
   zone,
 }: {
   day: Date;
@@ -177,7 +180,6 @@ function DayCell({
   isToday: boolean;
   occurrences: OccurrenceView[];
   blackouts: BlackoutView[];
-  zones: Map<number, string>;
   zone: string;
 }) {
   const [all, setAll] = useState(false);
@@ -217,7 +219,7 @@ function DayCell({
             <BlackoutLine key={`b${b.id}`} b={b} />
           ))}
           {shown.map((o) => (
-            <OccurrenceLine key={`${o.window_id}-${o.start}`} o={o} zones={zones} zone={zone} />
+            <OccurrenceLine key={`${o.window_id}-${o.start}`} o={o} zone={zone} />
           ))}
         </Box>
       )}
@@ -245,7 +247,7 @@ function byDay(occurrences: OccurrenceView[]): Map<string, OccurrenceView[]> {
 }
 
 /** The month grid (hidden on phones). */
-export function MonthGrid({ month, occurrences, blackouts, zones, zone, today }: CalendarProps) {
+export function MonthGrid({ month, occurrences, blackouts, zone, today }: CalendarProps) {
   const days = gridDays(month);
   const starts = byDay(occurrences);
   const todayKey = dayKey(today);
@@ -274,7 +276,6 @@ export function MonthGrid({ month, occurrences, blackouts, zones, zone, today }:
               isToday={k === todayKey}
               occurrences={starts.get(k) ?? []}
               blackouts={blackouts.filter((b) => overlaps(b, day, next))}
-              zones={zones}
               zone={zone}
             />
           );
@@ -288,7 +289,7 @@ export function MonthGrid({ month, occurrences, blackouts, zones, zone, today }:
  * The phone's view of the month: the days that have an occurrence or a blackout, as a list.
  * In the current month it starts today ("upcoming").
  */
-export function AgendaList({ month, occurrences, blackouts, zones, zone, today }: CalendarProps) {
+export function AgendaList({ month, occurrences, blackouts, zone, today }: CalendarProps) {
   const isCurrent = month.year === today.getFullYear() && month.month === today.getMonth() + 1;
   const first = isCurrent ? new Date(today.getFullYear(), today.getMonth(), today.getDate()) : new Date(month.year, month.month - 1, 1);
   const monthEnd = new Date(month.year, month.month, 1);
@@ -322,7 +323,7 @@ export function AgendaList({ month, occurrences, blackouts, zones, zone, today }
                   <BlackoutLine key={`b${b.id}`} b={b} />
                 ))}
                 {occ.map((o) => (
-                  <OccurrenceLine key={`${o.window_id}-${o.start}`} o={o} zones={zones} zone={zone} withEnd />
+                  <OccurrenceLine key={`${o.window_id}-${o.start}`} o={o} zone={zone} withEnd />
                 ))}
               </Box>
             </Box>

@@ -18,6 +18,7 @@ function cert(serial: string, cn: string, extra: Partial<CertificateView> = {}):
     kind: "client",
     common_name: cn,
     host_id: 5,
+    hostname: "web-1",
     not_before: inDays(-300),
     not_after: inDays(200),
     revoked_at: null,
@@ -29,11 +30,11 @@ function cert(serial: string, cn: string, extra: Partial<CertificateView> = {}):
 
 const certs = [
   cert("0a01", "web1.example.com"),
-  cert("0a02", "db1.example.com", { not_after: inDays(12), host_id: 6 }),
+  cert("0a02", "db1.example.com", { not_after: inDays(12), host_id: 6, hostname: "<b>db-1</b>" }),
   cert("0a03", "old.example.com", { not_after: inDays(-3) }),
   cert("0a04", "gone.example.com", { revoked_at: inDays(-10), revocation_reason: "host decommissioned" }),
-  cert("0a05", "push1.example.com", { kind: "server", host_id: 7 }),
-  cert("0a06", "patchdeck-manager", { kind: "push_client", host_id: null }),
+  cert("0a05", "push1.example.com", { kind: "server", host_id: 7, hostname: "push-1" }),
+  cert("0a06", "patchdeck-manager", { kind: "push_client", host_id: null, hostname: null }),
 ];
 
 function routes(extra: Record<string, Response | Response[]> = {}) {
@@ -80,7 +81,11 @@ describe("Certificates page", () => {
     expect(rows[1]).toHaveTextContent("web1.example.com");
     expect(rows[1]).toHaveTextContent("0a01");
     expect(rows[1]).toHaveTextContent("valid");
-    expect(within(rows[1]!).getByRole("link", { name: "Host #5" })).toHaveAttribute("href", "/hosts/5");
+    // Hosts by name (the list names them), as text.
+    expect(within(rows[1]!).getByRole("link", { name: "web-1" })).toHaveAttribute("href", "/hosts/5");
+    expect(within(rows[2]!).getByRole("link", { name: "<b>db-1</b>" })).toHaveAttribute("href", "/hosts/6");
+    expect(document.querySelector("b")).toBeNull();
+    expect(screen.queryByText(/Host #/)).not.toBeInTheDocument();
     expect(rows[2]).toHaveTextContent("expires in 12 days");
     expect(rows[3]).toHaveTextContent("expired");
     expect(rows[4]).toHaveTextContent("revoked");
@@ -105,6 +110,8 @@ describe("Certificates page", () => {
     renderApp("/certificates?host_id=5");
     await screen.findByRole("table", { name: "Issued certificates" });
     expect(mock.callsTo("GET /api/v1/certificates")[0]!.query.get("host_id")).toBe("5");
+    // The filter chip names the host.
+    expect(screen.getByText("Host web-1")).toBeInTheDocument();
     await user.click(screen.getByRole("combobox", { name: "Kind" }));
     await user.click(await screen.findByRole("option", { name: "server (push host listener)" }));
     await user.click(screen.getByRole("combobox", { name: "Revocation" }));

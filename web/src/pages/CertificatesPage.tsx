@@ -299,6 +299,8 @@ export function CertificatesPage() {
   const [renewed, setRenewed] = useState<{ cert: CertificateView; old: CertificateView } | null>(null);
   const [revoking, setRevoking] = useState<CertificateView | null>(null);
   const items = certs.data?.items ?? [];
+  // The host filter's name, from the certificates listed for it (each names its host).
+  const hostFilterName = hostId ? items.find((c) => c.host_id === hostId)?.hostname : undefined;
   const refresh = () => client.invalidateQueries({ queryKey: settingsKeys.certificates });
   const filtered = kind !== "" || status !== "" || hostId !== 0;
   const now = new Date();
@@ -333,7 +335,7 @@ export function CertificatesPage() {
               <MenuItem value="valid">Not revoked</MenuItem>
               <MenuItem value="revoked">Revoked</MenuItem>
             </TextField>
-            {hostId !== 0 && <Chip label={`Host #${hostId}`} onDelete={() => set({ host_id: "" })} />}
+            {hostId !== 0 && <Chip label={`Host ${hostFilterName ?? `#${hostId}`}`} onDelete={() => set({ host_id: "" })} />}
           </Box>
           <ListCard>
             <ListBody
@@ -381,7 +383,7 @@ export function CertificatesPage() {
                           <TableCell>
                             {c.host_id != null ? (
                               <Link component={RouterLink} to={`/hosts/${c.host_id}`}>
-                                Host #{c.host_id}
+                                {c.hostname ?? `Host #${c.host_id}`}
                               </Link>
                             ) : (
                               "—"

@@ -34,14 +34,28 @@ function occurrences() {
     from: inHours(0),
     to: inHours(7 * 24),
     items: [
-      { window_id: 1, window_name: "Nightly <i>db</i>", start: inHours(-1), end: inHours(1), group_id: 3, host_id: null, blocked: [] },
+      {
+        window_id: 1,
+        window_name: "Nightly <i>db</i>",
+        time_zone: "UTC",
+        start: inHours(-1),
+        end: inHours(1),
+        group_id: 3,
+        group_name: "<b>web</b>",
+        host_id: null,
+        host_name: null,
+        blocked: [],
+      },
       {
         window_id: 2,
         window_name: "Weekend",
+        time_zone: "Europe/Berlin",
         start: inHours(30),
         end: inHours(34),
         group_id: null,
+        group_name: null,
         host_id: 7,
+        host_name: "db-7",
         blocked: [{ start: inHours(31), end: inHours(32) }],
       },
     ],
@@ -105,9 +119,9 @@ describe("Dashboard", () => {
     expect(tile(/^4 Degraded$/)).toHaveAttribute("href", "/hosts?status=degraded");
     expect(tile(/^2 Never seen$/)).toHaveAttribute("href", "/hosts?status=pending");
     expect(tile(/^7 Need a reboot$/)).toHaveAttribute("href", "/hosts?reboot=true");
-    // No host-list filter for "not scanned": a count without a link.
+    // "Not scanned" links to the host list filtered by `scanned=false`.
     expect(within(hosts).getByText("Not scanned yet").previousSibling).toHaveTextContent("3");
-    expect(within(hosts).queryByRole("link", { name: /Not scanned/ })).not.toBeInTheDocument();
+    expect(tile(/^3 Not scanned yet$/)).toHaveAttribute("href", "/hosts?scanned=false");
 
     const compliance = screen.getByRole("region", { name: "Compliance" });
     expect(within(compliance).getByTestId("compliance-percent")).toHaveTextContent("80%");
@@ -185,9 +199,13 @@ describe("Dashboard", () => {
     expect(items).toHaveLength(2);
     expect(within(items[0]!).getByText("Nightly <i>db</i>")).toBeInTheDocument();
     expect(items[0]).toHaveTextContent("open now");
-    expect(within(items[0]!).getByRole("link", { name: "Group 3" })).toHaveAttribute("href", "/hosts?group=3");
+    // Named by the occurrences themselves (as text), not looked up per window.
+    expect(items[0]).toHaveTextContent("Group <b>web</b>");
+    expect(within(items[0]!).getByRole("link", { name: "<b>web</b>" })).toHaveAttribute("href", "/hosts?group=3");
     expect(items[1]).toHaveTextContent("partly in a blackout");
-    expect(within(items[1]!).getByRole("link", { name: "Host 7" })).toHaveAttribute("href", "/hosts/7");
+    expect(items[1]).toHaveTextContent("Host db-7");
+    expect(within(items[1]!).getByRole("link", { name: "db-7" })).toHaveAttribute("href", "/hosts/7");
+    expect(document.querySelector("b")).toBeNull();
     expect(within(windows).getByRole("link", { name: "Maintenance windows" })).toHaveAttribute("href", "/maintenance-windows");
     const q = mock.callsTo(OCCURRENCES)[0]!.query;
     const from = new Date(q.get("from")!).getTime();

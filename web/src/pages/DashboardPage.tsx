@@ -86,6 +86,7 @@ export const HOST_LINKS = {
   degraded: "/hosts?status=degraded",
   pending: "/hosts?status=pending",
   reboot: "/hosts?reboot=true",
+  unscanned: "/hosts?scanned=false",
   security: "/hosts?security=true&sort=security_updates&order=desc",
 } as const;
 
@@ -103,7 +104,7 @@ function HostCounts({ d }: { d: DashboardView }) {
         <StatTile label="Degraded" value={h.degraded} to={HOST_LINKS.degraded} tone="warning" />
         <StatTile label="Never seen" value={h.pending} to={HOST_LINKS.pending} />
         <StatTile label="Need a reboot" value={h.reboot_required} to={HOST_LINKS.reboot} tone="warning" />
-        <StatTile label="Not scanned yet" value={h.unscanned} />
+        <StatTile label="Not scanned yet" value={h.unscanned} to={HOST_LINKS.unscanned} />
       </Box>
     </>
   );
@@ -241,19 +242,26 @@ function EmptyFleet({ isAdmin, canAddHosts }: { isAdmin: boolean; canAddHosts: b
 
 // ---- Maintenance windows, deployments, workers --------------------------------------------
 
+/** Whose window it is, by name (the occurrences carry their host's or group's name). */
 function scopeOf(o: OccurrenceView): ReactNode {
   if (o.host_id != null) {
     return (
-      <Link component={RouterLink} to={`/hosts/${o.host_id}`}>
-        Host {o.host_id}
-      </Link>
+      <>
+        Host{" "}
+        <Link component={RouterLink} to={`/hosts/${o.host_id}`}>
+          {o.host_name ?? `#${o.host_id}`}
+        </Link>
+      </>
     );
   }
   if (o.group_id != null) {
     return (
-      <Link component={RouterLink} to={`/hosts?group=${o.group_id}`}>
-        Group {o.group_id}
-      </Link>
+      <>
+        Group{" "}
+        <Link component={RouterLink} to={`/hosts?group=${o.group_id}`}>
+          {o.group_name ?? `#${o.group_id}`}
+        </Link>
+      </>
     );
   }
   return "All hosts";

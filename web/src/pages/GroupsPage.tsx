@@ -1,9 +1,9 @@
 import { useState } from "react";
 import { Link as RouterLink, useNavigate } from "react-router-dom";
-import { Button, Link, Skeleton, Table, TableBody, TableCell, TableHead, TableRow } from "@mui/material";
+import { Button, Link, Table, TableBody, TableCell, TableHead, TableRow } from "@mui/material";
 import AddIcon from "@mui/icons-material/Add";
 import { keepPreviousData, useQuery, useQueryClient } from "@tanstack/react-query";
-import { fleetApi, keys } from "../api/fleet";
+import { keys } from "../api/fleet";
 import { groupKeys, groupsApi, type GroupListQuery, type GroupView } from "../api/groups";
 import { useMe } from "../auth/session";
 import { DateTime } from "../components/DateTime";
@@ -16,16 +16,11 @@ import { intParam, useUrlParams } from "../urlState";
 
 const PAGE_SIZES = [25, 50, 100];
 
-/** How many hosts of a group the caller sees: the host list's total for `?group=` (one row read). */
-export function GroupHostCount({ groupId }: { groupId: number }) {
-  const q = { group: groupId, limit: 1 };
-  const count = useQuery({ queryKey: keys.hostList(q), queryFn: ({ signal }) => fleetApi.hosts(q, signal), staleTime: 60_000 });
-  if (count.isPending) return <Skeleton width={32} aria-label="Counting hosts" />;
-  if (count.isError) return <span title="The count could not be read">—</span>;
-  const n = count.data.total;
+/** A group's host count (from the group list), linking to its hosts in the host list. */
+export function GroupHostCount({ groupId, count }: { groupId: number; count: number }) {
   return (
-    <Link component={RouterLink} to={`/hosts?group=${groupId}`} aria-label={`${n} ${n === 1 ? "host" : "hosts"} in the host list`}>
-      {n}
+    <Link component={RouterLink} to={`/hosts?group=${groupId}`} aria-label={`${count} ${count === 1 ? "host" : "hosts"} in the host list`}>
+      {count}
     </Link>
   );
 }
@@ -97,6 +92,7 @@ export function GroupsPage() {
                   <TableCell>Name</TableCell>
                   <TableCell>Description</TableCell>
                   <TableCell align="right">Hosts</TableCell>
+                  <TableCell align="right">Users</TableCell>
                   <TableCell>Created</TableCell>
                   <TableCell align="right">{isAdmin ? "Actions" : "Links"}</TableCell>
                 </TableRow>
@@ -113,8 +109,9 @@ export function GroupsPage() {
                       {g.description || "—"}
                     </TableCell>
                     <TableCell align="right">
-                      <GroupHostCount groupId={g.id} />
+                      <GroupHostCount groupId={g.id} count={g.host_count} />
                     </TableCell>
+                    <TableCell align="right">{g.user_count}</TableCell>
                     <TableCell>
                       <DateTime value={g.created_at} />
                     </TableCell>

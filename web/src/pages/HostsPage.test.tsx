@@ -53,13 +53,14 @@ describe("Hosts page", () => {
 
   it("reads filters and sort from the URL and sends them to the API", async () => {
     const mock = mockFetch({ [ME_PATH]: json(200, meBody()), [HOSTS]: json(200, fleet), [GROUPS]: json(200, page([])) });
-    renderApp("/hosts?status=online&security=true&reboot=false&transport=pull&group=3&os=debian&sort=last_seen&order=desc&page=3");
+    renderApp("/hosts?status=online&security=true&reboot=false&scanned=false&transport=pull&group=3&os=debian&sort=last_seen&order=desc&page=3");
     await screen.findByRole("table", { name: "Hosts" });
     const q = lastQuery(mock);
     expect(Object.fromEntries(q)).toEqual({
       status: "online",
       security_updates: "true",
       reboot_required: "false",
+      scanned: "false",
       transport: "pull",
       group: "3",
       os: "debian",
@@ -85,6 +86,10 @@ describe("Hosts page", () => {
     await waitFor(() => expect(lastQuery(mock).get("security_updates")).toBe("true"));
     expect(lastQuery(mock).get("status")).toBe("offline");
 
+    await user.click(screen.getByRole("combobox", { name: "Scanned" }));
+    await user.click(await screen.findByRole("option", { name: "Not scanned yet" }));
+    await waitFor(() => expect(lastQuery(mock).get("scanned")).toBe("false"));
+
     await user.type(screen.getByRole("textbox", { name: "Search" }), "web");
     await waitFor(() => expect(lastQuery(mock).get("q")).toBe("web"));
     // Typing does not send a request per key stroke.
@@ -105,6 +110,7 @@ describe("Hosts page", () => {
     await user.click(screen.getByRole("button", { name: "Clear filters" }));
     await waitFor(() => expect(lastQuery(mock).get("status")).toBeNull());
     expect(lastQuery(mock).get("q")).toBeNull();
+    expect(lastQuery(mock).get("scanned")).toBeNull();
   });
 
   it("queues a bulk upgrade for the selected hosts through the fleet endpoint, after confirmation", async () => {

@@ -68,6 +68,7 @@ export function hostQueryFromUrl(get: (k: string) => string, page: number, limit
     group: group > 0 ? group : undefined,
     security_updates: boolParam(get("security")),
     reboot_required: boolParam(get("reboot")),
+    scanned: boolParam(get("scanned")),
     seen_after: seen?.after ? new Date(now - seen.after * 1000).toISOString() : undefined,
     seen_before: seen?.before ? new Date(now - seen.before * 1000).toISOString() : undefined,
     sort,
@@ -181,14 +182,14 @@ export function HostsPage() {
     setAction(a);
   };
 
-  const filtered = Boolean(get("q") || get("status") || get("transport") || get("os") || get("group") || get("security") || get("reboot") || get("seen"));
+  const filtered = Boolean(get("q") || get("status") || get("transport") || get("os") || get("group") || get("security") || get("reboot") || get("scanned") || get("seen"));
   const target =
     scope === "group"
       ? `every host of ${groupName}`
       : selected.size === 1
         ? [...selected.values()][0]!
         : `${selected.size} hosts`;
-  const activeFilters = ["status", "transport", "os", "group", "security", "reboot", "seen"].filter((k) => get(k)).length;
+  const activeFilters = ["status", "transport", "os", "group", "security", "reboot", "scanned", "seen"].filter((k) => get(k)).length;
   const more = (children: ReactNode) => (phone && !showFilters ? null : children);
 
   return (
@@ -256,6 +257,11 @@ export function HostsPage() {
           <MenuItem value="true">Reboot needed</MenuItem>
           <MenuItem value="false">No reboot needed</MenuItem>
         </TextField>
+        <TextField select label="Scanned" size="small" value={get("scanned")} onChange={(e) => set({ scanned: e.target.value })} sx={{ flex: "1 1 150px" }}>
+          <MenuItem value="">Any</MenuItem>
+          <MenuItem value="true">Scanned at least once</MenuItem>
+          <MenuItem value="false">Not scanned yet</MenuItem>
+        </TextField>
         <TextField select label="Last seen" size="small" value={get("seen")} onChange={(e) => set({ seen: e.target.value })} sx={{ flex: "1 1 170px" }}>
           <MenuItem value="">Any time</MenuItem>
           {Object.entries(SEEN).map(([k, v]) => (
@@ -271,7 +277,7 @@ export function HostsPage() {
             onClick={() => {
               setSearch("");
               setOs("");
-              set({ q: "", status: "", transport: "", os: "", group: "", security: "", reboot: "", seen: "" });
+              set({ q: "", status: "", transport: "", os: "", group: "", security: "", reboot: "", scanned: "", seen: "" });
             }}
           >
             Clear filters

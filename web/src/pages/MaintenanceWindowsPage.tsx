@@ -94,9 +94,6 @@ function CalendarTab({ month, onMonth, scope, zone }: { month: Month; onMonth: (
     queryFn: ({ signal }) => windowsApi.occurrences(oq, signal),
     placeholderData: keepPreviousData,
   });
-  // The windows' own time zones, to show their wall clock where it differs.
-  const wq: WindowListQuery = { group_id: scope.group, host_id: scope.host, limit: 500, offset: 0 };
-  const windows = useQuery({ queryKey: windowKeys.list(wq), queryFn: ({ signal }) => windowsApi.list(wq, signal), staleTime: 60_000 });
   // The blackouts that apply: with a group, the global ones and the group's; with a host, the
   // global ones (its groups' are marked on its occurrences as `blocked`); otherwise all visible.
   // The list has no time range and runs oldest first: a grid that starts after now needs only
@@ -110,7 +107,6 @@ function CalendarTab({ month, onMonth, scope, zone }: { month: Month; onMonth: (
   const blackouts = useQueries({
     queries: bqs.map((q) => ({ queryKey: windowKeys.blackoutList(q), queryFn: ({ signal }: { signal: AbortSignal }) => windowsApi.blackouts(q, signal) })),
   });
-  const zones = useMemo(() => new Map((windows.data?.items ?? []).map((w) => [w.id, w.time_zone])), [windows.data]);
   const blackoutItems = useMemo(() => {
     const seen = new Map<number, BlackoutView>();
     for (const b of blackouts) for (const item of b.data?.items ?? []) seen.set(item.id, item);
@@ -151,8 +147,8 @@ function CalendarTab({ month, onMonth, scope, zone }: { month: Month; onMonth: (
               {scope.group || scope.host ? " for this filter" : ""}. Hosts without a window never take work that waits for one.
             </Alert>
           )}
-          <MonthGrid month={month} occurrences={occurrences.data.items} blackouts={blackoutItems} zones={zones} zone={zone} today={today} />
-          <AgendaList month={month} occurrences={occurrences.data.items} blackouts={blackoutItems} zones={zones} zone={zone} today={today} />
+          <MonthGrid month={month} occurrences={occurrences.data.items} blackouts={blackoutItems} zone={zone} today={today} />
+          <AgendaList month={month} occurrences={occurrences.data.items} blackouts={blackoutItems} zone={zone} today={today} />
           <Typography variant="caption" color="text.secondary" component="p" sx={{ mt: 1 }}>
             Shaded days are in a blackout. A struck-through window is wholly blocked by one; a window's own zone is shown under it when it differs from yours.
           </Typography>

@@ -4,7 +4,7 @@ import type { GroupUserView, GroupView } from "../api/groups";
 import type { BlackoutView, OccurrenceView, WindowView } from "../api/maintenance";
 
 export function group(id: number, name: string, extra: Partial<GroupView> = {}): GroupView {
-  return { id, name, description: "", created_at: "2026-01-01T00:00:00Z", ...extra };
+  return { id, name, description: "", host_count: 0, user_count: 0, created_at: "2026-01-01T00:00:00Z", ...extra };
 }
 
 export function groupUser(id: number, username: string, extra: Partial<GroupUserView> = {}): GroupUserView {
@@ -45,5 +45,17 @@ export function blackout(id: number, name: string, extra: Partial<BlackoutView> 
 }
 
 export function occurrence(windowId: number, name: string, start: string, end: string, extra: Partial<OccurrenceView> = {}): OccurrenceView {
-  return { window_id: windowId, window_name: name, host_id: null, group_id: 3, start, end, blocked: [], ...extra };
+  return {
+    window_id: windowId,
+    window_name: name,
+    time_zone: "UTC",
+    host_id: null,
+    host_name: null,
+    group_id: 3,
+    group_name: "web servers",
+    start,
+    end,
+    blocked: [],
+    ...extra,
+  };
 }

@@ -5,6 +5,8 @@
 // utoipa's `path` macro spells the `IntoParams` query types out in full.
 #![allow(unused_qualifications)]
 
+use std::collections::HashMap;
+
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
@@ -60,7 +62,10 @@ pub struct CertificateView {
     /// `server`, `client` or `push_client`.
     pub kind: String,
     pub common_name: String,
+    /// The host it was issued to (null once the host is deleted, or for the manager's own).
     pub host_id: Option<i64>,
+    /// That host's hostname.
+    pub hostname: Option<String>,
     pub not_before: String,
     pub not_after: String,
     pub revoked_at: Option<String>,
@@ -69,13 +74,14 @@ pub struct CertificateView {
     pub pem: String,
 }
 
-impl From<&Certificate> for CertificateView {
-    fn from(c: &Certificate) -> Self {
+impl CertificateView {
+    fn new(c: &Certificate, hostnames: &HashMap<HostId, String>) -> Self {
         CertificateView {
             serial: c.serial.clone(),
             kind: c.kind.as_str().to_owned(),
             common_name: c.common_name.clone(),
             host_id: c.host_id.map(|h| h.0),
+            hostname: c.host_id.and_then(|h| hostnames.get(&h).cloned()),
             not_before: c.not_before.to_string(),
             not_after: c.not_after.to_string(),
             revoked_at: c.revoked_at.map(|t| t.to_string()),
@@ -83,6 +89,21 @@ impl From<&Certificate> for CertificateView {
             pem: c.pem.clone(),
         }
     }
+}
+
+/// The hostnames of these certificates' hosts, in one query (none without hosts).
+async fn hostnames(state: &AppState, certs: &[Certificate]) -> ApiResult<HashMap<HostId, String>> {
+    let hosts: Vec<HostId> = certs.iter().filter_map(|c| c.host_id).collect();
+    if hosts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(state.store().host_names(&hosts).await?)
+}
+
+/// One certificate as the API shows it, with its host's name.
+async fn view(state: &AppState, cert: &Certificate) -> ApiResult<CertificateView> {
+    let names = hostnames(state, std::slice::from_ref(cert)).await?;
+    Ok(CertificateView::new(cert, &names))
 }
 
 /// Filters of the certificate list.
@@ -109,7 +130,8 @@ pub async fn list_certificates(
     let kind = q.kind.as_deref().map(parse_kind).transpose()?;
     let filter = CertificateFilter { kind, host_id: q.host_id.map(HostId), revoked: q.revoked, paging };
     let page = state.store().list_certificates(&filter).await?;
-    Ok(Json(page_of(page, paging, |c| CertificateView::from(c))))
+    let names = hostnames(&state, &page.items).await?;
+    Ok(Json(page_of(page, paging, |c| CertificateView::new(c, &names))))
 }
 
 fn parse_kind(text: &str) -> ApiResult<CertificateKind> {
@@ -134,7 +156,7 @@ pub async fn get_certificate(
     let serial = check_serial(&serial)?;
     let cert =
         state.store().get_certificate_by_serial(&serial).await?.ok_or_else(|| ApiError::not_found("certificate"))?;
-    Ok(Json(CertificateView::from(&cert)))
+    Ok(Json(view(&state, &cert).await?))
 }
 
 /// A certificate signing request to sign.
@@ -218,7 +240,7 @@ pub async fn create_certificate(
                 .details(json!({ "common_name": stored.common_name, "not_after": stored.not_after.to_string() })),
         )
         .await;
-    Ok((StatusCode::CREATED, Json(CertificateView::from(&stored))))
+    Ok((StatusCode::CREATED, Json(view(&state, &stored).await?)))
 }
 
 /// A CSR for a renewal.
@@ -262,7 +284,7 @@ pub async fn renew_certificate(
                 .details(json!({ "replaces": old.serial, "not_after": stored.not_after.to_string() })),
         )
         .await;
-    Ok((StatusCode::CREATED, Json(CertificateView::from(&stored))))
+    Ok((StatusCode::CREATED, Json(view(&state, &stored).await?)))
 }
 
 /// Why a certificate is revoked.
@@ -297,7 +319,7 @@ pub async fn revoke_certificate(
                 .details(json!({ "reason": reason })),
         )
         .await;
-    Ok(Json(CertificateView::from(&revoked)))
+    Ok(Json(view(&state, &revoked).await?))
 }
 
 /// What a push-mode host needs for its mutual-TLS listener.

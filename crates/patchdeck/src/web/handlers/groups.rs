@@ -8,7 +8,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use patchdeck_store::{Group, GroupId, GroupUpdate, Host, HostId, User, UserId};
+use patchdeck_store::{Group, GroupCounts, GroupId, GroupUpdate, Host, HostId, User, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
@@ -32,18 +32,31 @@ pub struct GroupView {
     pub id: i64,
     pub name: String,
     pub description: String,
+    /// Hosts in the group: every member, as `GET /api/v1/groups/{id}/members` lists them (a
+    /// caller who sees the group sees all its hosts).
+    pub host_count: u32,
+    /// Users in the group.
+    pub user_count: u32,
     pub created_at: String,
 }
 
-impl From<&Group> for GroupView {
-    fn from(g: &Group) -> Self {
+impl GroupView {
+    fn new(g: &Group, counts: GroupCounts) -> Self {
         GroupView {
             id: g.id.0,
             name: g.name.clone(),
             description: g.description.clone(),
+            host_count: counts.hosts,
+            user_count: counts.users,
             created_at: g.created_at.to_string(),
         }
     }
+}
+
+/// One group as the API shows it, with its member counts.
+async fn view(state: &AppState, group: &Group) -> ApiResult<GroupView> {
+    let counts = state.store().group_counts(&[group.id]).await?;
+    Ok(GroupView::new(group, counts.get(&group.id).copied().unwrap_or_default()))
 }
 
 /// A user in a group (no account details beyond what identifies them).
@@ -143,7 +156,10 @@ pub async fn list_groups(
         .collect();
     let total = groups.len() as u64;
     let skip = usize::try_from(paging.offset).unwrap_or(usize::MAX);
-    let items = groups.iter().skip(skip).take(paging.limit as usize).map(GroupView::from).collect();
+    let page: Vec<&Group> = groups.iter().skip(skip).take(paging.limit as usize).collect();
+    let ids: Vec<GroupId> = page.iter().map(|g| g.id).collect();
+    let counts = state.store().group_counts(&ids).await?;
+    let items = page.into_iter().map(|g| GroupView::new(g, counts.get(&g.id).copied().unwrap_or_default())).collect();
     Ok(Json(ListResponse { items, total, limit: paging.limit, offset: paging.offset }))
 }
 
@@ -155,7 +171,8 @@ pub async fn get_group(
     principal: Principal,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<GroupView>> {
-    Ok(Json(GroupView::from(&load_visible(&state, &principal, id).await?)))
+    let group = load_visible(&state, &principal, id).await?;
+    Ok(Json(view(&state, &group).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -187,7 +204,7 @@ pub async fn create_group(
                 .details(json!({ "name": group.name })),
         )
         .await;
-    Ok((StatusCode::CREATED, Json(GroupView::from(&group))))
+    Ok((StatusCode::CREATED, Json(GroupView::new(&group, GroupCounts::default()))))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -212,7 +229,7 @@ pub async fn update_group(
     let description =
         body.description.as_deref().map(check_description).transpose()?.filter(|d| *d != group.description);
     if name.is_none() && description.is_none() {
-        return Ok(Json(GroupView::from(&group)));
+        return Ok(Json(view(&state, &group).await?));
     }
     let updated = state
         .store()
@@ -234,7 +251,7 @@ pub async fn update_group(
                 .details(json!({ "changes": changes })),
         )
         .await;
-    Ok(Json(GroupView::from(&updated)))
+    Ok(Json(view(&state, &updated).await?))
 }
 
 /// Deletes a group and its memberships; users and hosts stay. A host that was only in this group

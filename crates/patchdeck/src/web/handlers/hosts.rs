@@ -48,7 +48,8 @@ pub struct HostView {
     pub address: Option<String>,
     /// `push` (the manager calls the agent) or `pull` (the agent checks in).
     pub transport: String,
-    /// `pending` (never heard from), `online`, `offline` or `unreachable`.
+    /// `pending` (never heard from), `online`, `degraded` (a push host that answers but reports
+    /// a problem), `offline` or `unreachable`.
     pub status: String,
     /// `approved`, or `pending` / `rejected` for an enrollment waiting for (or refused)
     /// approval (see `/api/v1/enrollments`).
@@ -163,7 +164,8 @@ fn parse_transport(text: &str) -> ApiResult<Transport> {
 }
 
 fn parse_status(text: &str) -> ApiResult<HostStatus> {
-    text.parse().map_err(|_| ApiError::validation("status", "must be pending, online, offline or unreachable"))
+    text.parse()
+        .map_err(|_| ApiError::validation("status", "must be pending, online, degraded, offline or unreachable"))
 }
 
 /// Checks and normalises a DNS name: lower case, no trailing dot, at most 253 characters of
@@ -214,7 +216,7 @@ pub fn check_hostname(hostname: &str) -> ApiResult<String> {
 pub struct HostQuery {
     /// Only hosts in this group.
     pub group: Option<i64>,
-    /// `pending`, `online`, `offline` or `unreachable`.
+    /// `pending`, `online`, `degraded`, `offline` or `unreachable`.
     pub status: Option<String>,
     /// `push` or `pull`.
     pub transport: Option<String>,
@@ -227,6 +229,9 @@ pub struct HostQuery {
     pub security_updates: Option<bool>,
     /// `true`: only hosts that need a reboot; `false`: only hosts that do not.
     pub reboot_required: Option<bool>,
+    /// `true`: only hosts scanned at least once (they have an inventory); `false`: only hosts
+    /// never scanned.
+    pub scanned: Option<bool>,
     /// Only hosts last seen before this time (RFC 3339); never-seen hosts do not match.
     pub seen_before: Option<String>,
     /// Only hosts last seen at or after this time (RFC 3339); never-seen hosts do not match.
@@ -284,6 +289,7 @@ pub async fn list_hosts(
         os: parse_os(q.os)?,
         has_security_updates: q.security_updates,
         reboot_required: q.reboot_required,
+        scanned: q.scanned,
         seen_before: parse_time("seen_before", q.seen_before.as_deref())?,
         seen_after: parse_time("seen_after", q.seen_after.as_deref())?,
         sort,

@@ -9,13 +9,15 @@
 // utoipa's `path` macro spells the `IntoParams` query types out in full.
 #![allow(unused_qualifications)]
 
+use std::collections::HashMap;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use jiff::{SignedDuration, Timestamp};
 use patchdeck_schedule::{splay, Calendar, Interval, Recurrence, ScheduleError, HORIZON_DAYS};
 use patchdeck_store::{
-    format_time, parse_time, GroupId, MaintenanceWindow, MaintenanceWindowId, WindowFields, WindowFilter, WindowTarget,
-    MAX_NAME_CHARS,
+    format_time, parse_time, GroupId, HostId, MaintenanceWindow, MaintenanceWindowId, WindowFields, WindowFilter,
+    WindowTarget, MAX_NAME_CHARS,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -348,26 +350,57 @@ pub struct OccurrenceQuery {
 pub struct OccurrenceView {
     pub window_id: i64,
     pub window_name: String,
+    /// The window's IANA time zone, e.g. `Europe/Berlin` (`start` and `end` are UTC).
+    pub time_zone: String,
+    /// The window's host (for a host window).
     pub host_id: Option<i64>,
+    /// That host's hostname.
+    pub host_name: Option<String>,
+    /// The window's group (for a group window).
     pub group_id: Option<i64>,
+    /// That group's name; null for a group the caller is not in (a host's windows include those
+    /// of all its groups), so names of other groups do not leak.
+    pub group_name: Option<String>,
     pub start: String,
     pub end: String,
     /// The parts inside a blackout: no work runs then.
     pub blocked: Vec<IntervalView>,
 }
 
-impl From<&WindowOccurrence> for OccurrenceView {
-    fn from(o: &WindowOccurrence) -> Self {
-        OccurrenceView {
-            window_id: o.window_id.0,
-            window_name: o.window_name.clone(),
-            host_id: o.target.host_id().map(|h| h.0),
-            group_id: o.target.group_id().map(|g| g.0),
-            start: o.start.to_string(),
-            end: o.end.to_string(),
-            blocked: o.blocked.iter().map(IntervalView::from).collect(),
-        }
-    }
+/// The views of these occurrences, with their hosts' and groups' names looked up in bulk (one
+/// query each, however many occurrences).
+async fn occurrence_views(
+    state: &AppState,
+    principal: &Principal,
+    occurrences: &[WindowOccurrence],
+) -> ApiResult<Vec<OccurrenceView>> {
+    let hosts: Vec<HostId> = occurrences.iter().filter_map(|o| o.target.host_id()).collect();
+    let groups: Vec<GroupId> = occurrences
+        .iter()
+        .filter_map(|o| o.target.group_id())
+        .filter(|g| principal.is_admin() || principal.groups.contains(g))
+        .collect();
+    let host_names = if hosts.is_empty() { HashMap::new() } else { state.store().host_names(&hosts).await? };
+    let group_names = if groups.is_empty() { HashMap::new() } else { state.store().group_names(&groups).await? };
+    Ok(occurrences
+        .iter()
+        .map(|o| {
+            let host_id = o.target.host_id();
+            let group_id = o.target.group_id();
+            OccurrenceView {
+                window_id: o.window_id.0,
+                window_name: o.window_name.clone(),
+                time_zone: o.time_zone.clone(),
+                host_id: host_id.map(|h| h.0),
+                host_name: host_id.and_then(|h| host_names.get(&h).cloned()),
+                group_id: group_id.map(|g| g.0),
+                group_name: group_id.and_then(|g| group_names.get(&g).cloned()),
+                start: o.start.to_string(),
+                end: o.end.to_string(),
+                blocked: o.blocked.iter().map(IntervalView::from).collect(),
+            }
+        })
+        .collect())
 }
 
 /// Occurrences in a range, for a calendar.
@@ -416,7 +449,7 @@ pub async fn list_window_occurrences(
     Ok(Json(OccurrenceList {
         from: from.to_string(),
         to: to.to_string(),
-        items: occurrences.iter().map(OccurrenceView::from).collect(),
+        items: occurrence_views(&state, &principal, &occurrences).await?,
     }))
 }
 
