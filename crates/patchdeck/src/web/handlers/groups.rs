@@ -18,7 +18,7 @@ use crate::state::AppState;
 use crate::web::authz::Principal;
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::handlers::hosts::HostView;
-use crate::web::handlers::{ListResponse, PageParams};
+use crate::web::handlers::{page_of_all, ListResponse, PageParams};
 use crate::web::{Json, Path, Query};
 
 /// Longest group name, in characters.
@@ -154,13 +154,11 @@ pub async fn list_groups(
         .into_iter()
         .filter(|g| principal.is_admin() || principal.groups.contains(&g.id))
         .collect();
-    let total = groups.len() as u64;
-    let skip = usize::try_from(paging.offset).unwrap_or(usize::MAX);
-    let page: Vec<&Group> = groups.iter().skip(skip).take(paging.limit as usize).collect();
-    let ids: Vec<GroupId> = page.iter().map(|g| g.id).collect();
+    let page = page_of_all(&groups, paging, Clone::clone);
+    let ids: Vec<GroupId> = page.items.iter().map(|g| g.id).collect();
     let counts = state.store().group_counts(&ids).await?;
-    let items = page.into_iter().map(|g| GroupView::new(g, counts.get(&g.id).copied().unwrap_or_default())).collect();
-    Ok(Json(ListResponse { items, total, limit: paging.limit, offset: paging.offset }))
+    let items = page.items.iter().map(|g| GroupView::new(g, counts.get(&g.id).copied().unwrap_or_default())).collect();
+    Ok(Json(ListResponse { items, total: page.total, limit: page.limit, offset: page.offset }))
 }
 
 /// One group (404 for a group the caller is not in, unless an admin).
