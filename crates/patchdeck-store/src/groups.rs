@@ -1,13 +1,13 @@
 //! Groups, and which users and hosts belong to them. A group is the unit of an operator's scope.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
 use crate::error::{Error, Result, ResultExt};
-use crate::hosts::{host_from_row, Host, HOST_COLUMNS, NAME_LOOKUP_CHUNK};
+use crate::hosts::{host_from_row, Host, HOST_COLUMNS};
 use crate::sql::{ms, prefixed, RowExt, SqlBuilder};
 use crate::types::{GroupId, HostId, UserId};
 use crate::users::{user_from_row, User, USER_COLUMNS};
@@ -216,18 +216,8 @@ impl Store {
     /// The names of these groups, looked up in bulk (duplicates are fine). A group that does not
     /// exist is left out of the map.
     pub async fn group_names(&self, groups: &[GroupId]) -> Result<HashMap<GroupId, String>> {
-        let ids: BTreeSet<i64> = groups.iter().map(|g| g.0).collect();
-        let ids: Vec<i64> = ids.into_iter().collect();
-        let mut names = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(NAME_LOOKUP_CHUNK) {
-            let mut sql = SqlBuilder::default();
-            let placeholders = chunk.iter().map(|id| sql.arg(*id)).collect::<Vec<_>>().join(", ");
-            sql.push(&format!("SELECT id, name FROM groups WHERE id IN ({placeholders})"));
-            for row in sql.query().fetch_all(&self.pool).await? {
-                names.insert(GroupId(row.int("id")?), row.text("name")?);
-            }
-        }
-        Ok(names)
+        let ids: Vec<i64> = groups.iter().map(|g| g.0).collect();
+        Ok(self.names_by_id("groups", "name", &ids).await?.into_iter().map(|(id, name)| (GroupId(id), name)).collect())
     }
 
     /// The users in a group, by username.

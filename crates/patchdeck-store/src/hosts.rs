@@ -425,15 +425,31 @@ impl Store {
     /// duplicates are fine). A host that does not exist is left out of the map. No scope is
     /// applied: the caller names only hosts it may show.
     pub async fn host_names(&self, hosts: &[HostId]) -> Result<HashMap<HostId, String>> {
-        let ids: BTreeSet<i64> = hosts.iter().map(|h| h.0).collect();
-        let ids: Vec<i64> = ids.into_iter().collect();
+        let ids: Vec<i64> = hosts.iter().map(|h| h.0).collect();
+        Ok(self
+            .names_by_id("hosts", "hostname", &ids)
+            .await?
+            .into_iter()
+            .map(|(id, name)| (HostId(id), name))
+            .collect())
+    }
+
+    /// `name_column` of the rows of `table` with these ids, in chunks of [`NAME_LOOKUP_CHUNK`]
+    /// (no query for no ids). `table` and `name_column` are this crate's constants, never input.
+    pub(crate) async fn names_by_id(
+        &self,
+        table: &str,
+        name_column: &str,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, String>> {
+        let ids: Vec<i64> = ids.iter().copied().collect::<BTreeSet<i64>>().into_iter().collect();
         let mut names = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(NAME_LOOKUP_CHUNK) {
             let mut sql = SqlBuilder::default();
             let placeholders = chunk.iter().map(|id| sql.arg(*id)).collect::<Vec<_>>().join(", ");
-            sql.push(&format!("SELECT id, hostname FROM hosts WHERE id IN ({placeholders})"));
+            sql.push(&format!("SELECT id, {name_column} AS name FROM {table} WHERE id IN ({placeholders})"));
             for row in sql.query().fetch_all(&self.pool).await? {
-                names.insert(HostId(row.int("id")?), row.text("hostname")?);
+                names.insert(row.int("id")?, row.text("name")?);
             }
         }
         Ok(names)

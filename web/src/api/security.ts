@@ -2,34 +2,26 @@
 // only its `signing` member) and the certificates for their expiry (`GET /api/v1/certificates`).
 // All admin-only on the server.
 
-import { API_BASE, api } from "./client";
-import { queryString, type Page } from "./fleet";
-import type { components } from "./schema";
+import { certificatesApi, settingsApi, settingsKeys, type CertificateView } from "./settings";
 
-export type CertificateView = components["schemas"]["CertificateView"];
-
-/** The fingerprints agents and administrators compare: of the command-signing key and of the CA. */
-export type SigningFingerprints = components["schemas"]["SigningView"];
-/** The part of `GET /api/v1/settings/config` this page reads. */
-export type ConfigSigning = Pick<components["schemas"]["ManagerConfigView"], "signing">;
+export type { CertificateView };
 
 /** The most certificates one request returns (the API's `MAX_LIMIT`). */
 export const CERTIFICATE_PAGE = 500;
 /** Certificates expiring within this many days are called out. */
 export const EXPIRY_WARNING_DAYS = 30;
 
-const V = API_BASE;
-
 export const securityApi = {
-  config: (signal?: AbortSignal) => api.get<ConfigSigning>(`${V}/settings/config`, signal),
+  /** The configuration in effect; this page reads its `signing` member (the settings page's read). */
+  config: settingsApi.config,
   /** The newest valid (not revoked) certificates. */
   validCertificates: (signal?: AbortSignal) =>
-    api.get<Page<CertificateView>>(`${V}/certificates${queryString({ revoked: false, limit: CERTIFICATE_PAGE, offset: 0 })}`, signal),
+    certificatesApi.list({ revoked: false, limit: CERTIFICATE_PAGE, offset: 0 }, signal),
 };
 
 export const securityKeys = {
-  /** The same key as the settings page's (same endpoint, same answer), so the two share it. */
-  config: ["settings", "config"] as const,
+  /** The settings page's key: same endpoint, same answer, one cached copy. */
+  config: settingsKeys.config,
   certificateHealth: ["certificates", "health"] as const,
 };
 

@@ -9,8 +9,6 @@
 // utoipa's `path` macro spells the `IntoParams` query types out in full.
 #![allow(unused_qualifications)]
 
-use std::collections::HashMap;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use jiff::{SignedDuration, Timestamp};
@@ -380,8 +378,8 @@ async fn occurrence_views(
         .filter_map(|o| o.target.group_id())
         .filter(|g| principal.is_admin() || principal.groups.contains(g))
         .collect();
-    let host_names = if hosts.is_empty() { HashMap::new() } else { state.store().host_names(&hosts).await? };
-    let group_names = if groups.is_empty() { HashMap::new() } else { state.store().group_names(&groups).await? };
+    let host_names = state.store().host_names(&hosts).await?;
+    let group_names = state.store().group_names(&groups).await?;
     Ok(occurrences
         .iter()
         .map(|o| {
